@@ -1,0 +1,182 @@
+import { constants, createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, copyFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseDigest } from '../store/digest';
+import { fromSystemError, notFound } from '../store/errors';
+import type { BlobReader } from '../store/types';
+import type { BlobBackend, IngestFile } from './backend';
+
+/**
+ * Blobs as files on a local filesystem: <root>/blobs/<alg>/<hex>, ingests in
+ * <root>/ingest/<id>. Both live on the same filesystem so publishing is a
+ * rename, which is atomic. Files are created 0600 / directories 0700: the
+ * content of private images must not be world-readable.
+ */
+export class LocalBlobBackend implements BlobBackend {
+  private readonly blobsDir: string;
+  private readonly ingestDir: string;
+
+  constructor(root: string) {
+    this.blobsDir = join(root, 'blobs');
+    this.ingestDir = join(root, 'ingest');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.blobsDir, 'sha256'), { recursive: true, mode: 0o700 });
+    await mkdir(this.ingestDir, { recursive: true, mode: 0o700 });
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.blobsDir, algorithm, encoded);
+  }
+
+  private ingestPath(id: string): string {
+    return join(this.ingestDir, id);
+  }
+
+  async openIngest(id: string): Promise<IngestFile> {
+    const path = this.ingestPath(id);
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600).catch((e: unknown) => {
+      throw fromSystemError(e);
+    });
+    const { size } = await handle.stat();
+    return new LocalIngestFile(handle, size);
+  }
+
+  async ingestSize(id: string): Promise<number | undefined> {
+    return sizeOf(this.ingestPath(id));
+  }
+
+  async *readIngest(id: string): AsyncIterable<Buffer> {
+    for await (const chunk of createReadStream(this.ingestPath(id), { highWaterMark: 1 << 20 })) {
+      yield chunk as Buffer;
+    }
+  }
+
+  async copyBlobToIngest(digest: string, id: string): Promise<void> {
+    // FICLONE shares extents on filesystems that support it and copies otherwise.
+    await copyFile(this.blobPath(digest), this.ingestPath(id), constants.COPYFILE_FICLONE).catch((e: unknown) => {
+      throw fromSystemError(e);
+    });
+  }
+
+  async removeIngest(id: string): Promise<void> {
+    await rm(this.ingestPath(id), { force: true });
+  }
+
+  async listIngests(): Promise<string[]> {
+    return readdir(this.ingestDir);
+  }
+
+  async publish(id: string, digest: string): Promise<void> {
+    const source = this.ingestPath(id);
+    const target = this.blobPath(digest);
+    const handle = await open(source, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await mkdir(join(target, '..'), { recursive: true, mode: 0o700 });
+    await rename(source, target);
+    // The rename is durable only once the directory entry is.
+    await syncDir(join(target, '..'));
+  }
+
+  async openBlob(digest: string): Promise<BlobReader> {
+    try {
+      const handle = await open(this.blobPath(digest), 'r');
+      const { size } = await handle.stat();
+      return new LocalBlobReader(handle, size);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`content ${digest}: blob file missing`);
+      throw e;
+    }
+  }
+
+  async blobSize(digest: string): Promise<number | undefined> {
+    return sizeOf(this.blobPath(digest));
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  async *listBlobs(): AsyncIterable<string> {
+    for (const algorithm of await readdir(this.blobsDir)) {
+      for (const encoded of await readdir(join(this.blobsDir, algorithm))) yield `${algorithm}:${encoded}`;
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+class LocalIngestFile implements IngestFile {
+  constructor(
+    private readonly handle: FileHandle,
+    private current: number,
+  ) {}
+
+  get size(): number {
+    return this.current;
+  }
+
+  async append(data: Buffer): Promise<void> {
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, this.current + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      // Leave the file as long as what was acknowledged, so offsets stay true.
+      await this.handle.truncate(this.current).catch(() => undefined);
+      throw fromSystemError(e);
+    }
+    this.current += done;
+  }
+
+  async truncate(): Promise<void> {
+    await this.handle.truncate(0);
+    this.current = 0;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+class LocalBlobReader implements BlobReader {
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+  ) {}
+
+  async read(buffer: Buffer, position: number, length: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+    return bytesRead;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

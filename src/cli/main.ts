@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerServe } from './serve';
+
+const program = new Command('contentd')
+  .description("containerd's content store as a standalone service: blobs on disk, metadata in SQLite")
+  .option('--root <dir>', 'data directory (default: ./data)')
+  .option('--config <file>', 'TOML configuration file (see config.example.toml)')
+  .showHelpAfterError();
+
+registerServe(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`contentd: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

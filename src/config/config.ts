@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse } from 'smol-toml';
+
+/**
+ * Settings, from embedded defaults, then the TOML file, then command-line
+ * flags. Defaults keep everything under ./data so a fresh clone runs without
+ * root; config.example.toml documents every key and the production paths.
+ */
+export interface Config {
+  root: string;
+  grpc: {
+    address: string;
+    /** Octal permission bits of the socket file. */
+    socketMode: number;
+    uid?: number;
+    gid?: number;
+    maxRecvMessageSize: number;
+    maxSendMessageSize: number;
+  };
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'text' | 'json' };
+  namespaces: { policy: 'shared' | 'isolated' };
+  limits: { maxActiveIngests: number; maxBlobSize: number };
+  metrics: { address: string };
+}
+
+export const DEFAULT_ROOT = 'data';
+
+export function defaultConfig(): Config {
+  return {
+    root: resolve(DEFAULT_ROOT),
+    grpc: {
+      address: resolve(DEFAULT_ROOT, 'contentd.sock'),
+      socketMode: 0o660,
+      maxRecvMessageSize: 16 << 20,
+      maxSendMessageSize: 16 << 20,
+    },
+    log: { level: 'info', format: 'text' },
+    namespaces: { policy: 'shared' },
+    limits: { maxActiveIngests: 0, maxBlobSize: 0 },
+    metrics: { address: '' },
+  };
+}
+
+export class ConfigError extends Error {}
+
+type Table = Record<string, unknown>;
+
+function table(value: unknown, where: string): Table {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be a table`);
+  return value as Table;
+}
+
+function str(t: Table, key: string, where: string): string | undefined {
+  const v = t[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new ConfigError(`${where}.${key} must be a string`);
+  return v;
+}
+
+function int(t: Table, key: string, where: string): number | undefined {
+  const v = t[key];
+  if (v === undefined) return undefined;
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ConfigError(`${where}.${key} must be a non-negative integer`);
+  return n;
+}
+
+function oneOf<T extends string>(t: Table, key: string, where: string, allowed: readonly T[]): T | undefined {
+  const v = str(t, key, where);
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new ConfigError(`${where}.${key} must be one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function mode(t: Table, key: string, where: string): number | undefined {
+  const v = str(t, key, where);
+  if (v === undefined) return undefined;
+  if (!/^0?[0-7]{3}$/.test(v)) throw new ConfigError(`${where}.${key} must be an octal mode such as "0660"`);
+  return parseInt(v, 8);
+}
+
+const KNOWN: Record<string, readonly string[]> = {
+  '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics'],
+  grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size'],
+  log: ['level', 'format'],
+  namespaces: ['policy'],
+  limits: ['max_active_ingests', 'max_blob_size'],
+  metrics: ['address'],
+};
+
+function rejectUnknown(t: Table, section: string): void {
+  for (const key of Object.keys(t)) {
+    if (!KNOWN[section]!.includes(key)) throw new ConfigError(`unknown configuration key ${section ? `${section}.` : ''}${key}`);
+  }
+}
+
+/** Reads a TOML file over the defaults; relative paths resolve against the file's directory. */
+export function loadConfig(file?: string): Config {
+  const config = defaultConfig();
+  if (!file) return config;
+  let doc: Table;
+  try {
+    doc = parse(readFileSync(file, 'utf8')) as Table;
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as Error).message}`);
+  }
+  const base = resolve(file, '..');
+  rejectUnknown(doc, '');
+  const grpc = table(doc.grpc, 'grpc');
+  const log = table(doc.log, 'log');
+  const namespaces = table(doc.namespaces, 'namespaces');
+  const limits = table(doc.limits, 'limits');
+  const metrics = table(doc.metrics, 'metrics');
+  for (const [name, t] of Object.entries({ grpc, log, namespaces, limits, metrics })) rejectUnknown(t, name);
+
+  const root = str(doc, 'root', 'root');
+  if (root !== undefined) {
+    config.root = resolve(base, root);
+    config.grpc.address = resolve(config.root, 'contentd.sock');
+  }
+  const address = str(grpc, 'address', 'grpc');
+  if (address !== undefined) config.grpc.address = resolve(base, address);
+  config.grpc.socketMode = mode(grpc, 'socket_mode', 'grpc') ?? config.grpc.socketMode;
+  config.grpc.uid = int(grpc, 'uid', 'grpc');
+  config.grpc.gid = int(grpc, 'gid', 'grpc');
+  config.grpc.maxRecvMessageSize = int(grpc, 'max_recv_message_size', 'grpc') ?? config.grpc.maxRecvMessageSize;
+  config.grpc.maxSendMessageSize = int(grpc, 'max_send_message_size', 'grpc') ?? config.grpc.maxSendMessageSize;
+  config.log.level = oneOf(log, 'level', 'log', ['error', 'warn', 'info', 'debug'] as const) ?? config.log.level;
+  config.log.format = oneOf(log, 'format', 'log', ['text', 'json'] as const) ?? config.log.format;
+  config.namespaces.policy = oneOf(namespaces, 'policy', 'namespaces', ['shared', 'isolated'] as const) ?? config.namespaces.policy;
+  config.limits.maxActiveIngests = int(limits, 'max_active_ingests', 'limits') ?? 0;
+  config.limits.maxBlobSize = int(limits, 'max_blob_size', 'limits') ?? 0;
+  config.metrics.address = str(metrics, 'address', 'metrics') ?? '';
+  return config;
+}
+
+/** Command-line flags common to every command. */
+export interface CommonFlags {
+  config?: string;
+  root?: string;
+  address?: string;
+}
+
+export function resolveConfig(flags: CommonFlags): Config {
+  const config = loadConfig(flags.config);
+  if (flags.root) {
+    const rootChanged = config.grpc.address === resolve(config.root, 'contentd.sock');
+    config.root = resolve(flags.root);
+    if (rootChanged) config.grpc.address = resolve(config.root, 'contentd.sock');
+  }
+  if (flags.address) config.grpc.address = resolve(flags.address);
+  return config;
+}

@@ -1,0 +1,204 @@
+import Database from 'better-sqlite3';
+import type { Info, Labels } from '../store/types';
+
+/**
+ * SQLite holds everything but the bytes: which blobs exist, which namespace
+ * sees which blob with what labels, and ingest state. WAL lets CLI commands
+ * read while the server writes; synchronous=FULL makes an acknowledged commit
+ * durable.
+ */
+
+export interface BlobRow {
+  digest: string;
+  size: number;
+  createdAt: bigint;
+}
+
+export interface IngestRow {
+  namespace: string;
+  ref: string;
+  id: string;
+  total: number;
+  expected: string;
+  /** Set when the ingest starts as a copy of a blob another namespace committed (shared policy). */
+  baseDigest: string | null;
+  startedAt: bigint;
+  updatedAt: bigint;
+}
+
+interface RawContentRow {
+  digest: string;
+  size: bigint;
+  created_at: bigint;
+  updated_at: bigint;
+  labels: string;
+}
+
+interface RawIngestRow {
+  namespace: string;
+  ref: string;
+  id: string;
+  total: bigint;
+  expected: string;
+  base_digest: string | null;
+  started_at: bigint;
+  updated_at: bigint;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS blobs (
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS content (
+  namespace TEXT NOT NULL,
+  digest TEXT NOT NULL REFERENCES blobs(digest),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  labels TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (namespace, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS content_by_digest ON content(digest);
+CREATE TABLE IF NOT EXISTS ingests (
+  namespace TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  total INTEGER NOT NULL,
+  expected TEXT NOT NULL,
+  base_digest TEXT,
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, ref)
+) WITHOUT ROWID;
+`;
+
+function toInfo(row: RawContentRow): Info {
+  return {
+    digest: row.digest,
+    size: Number(row.size),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    labels: JSON.parse(row.labels) as Labels,
+  };
+}
+
+function toIngest(row: RawIngestRow): IngestRow {
+  return {
+    namespace: row.namespace,
+    ref: row.ref,
+    id: row.id,
+    total: Number(row.total),
+    expected: row.expected,
+    baseDigest: row.base_digest,
+    startedAt: row.started_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class MetadataDB {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string, options: { readonly?: boolean } = {}) {
+    this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    this.db.pragma('busy_timeout = 5000');
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(SCHEMA);
+    }
+    const db = this.db;
+    const big = <T extends Database.Statement>(s: T): T => s.safeIntegers(true) as T;
+    this.stmts = {
+      getContent: big(db.prepare('SELECT c.digest, b.size, c.created_at, c.updated_at, c.labels FROM content c JOIN blobs b USING (digest) WHERE c.namespace = ? AND c.digest = ?')),
+      listContent: big(db.prepare('SELECT c.digest, b.size, c.created_at, c.updated_at, c.labels FROM content c JOIN blobs b USING (digest) WHERE c.namespace = ? ORDER BY c.digest')),
+      insertContent: db.prepare('INSERT INTO content (namespace, digest, created_at, updated_at, labels) VALUES (?, ?, ?, ?, ?)'),
+      updateLabels: db.prepare('UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?'),
+      deleteContent: db.prepare('DELETE FROM content WHERE namespace = ? AND digest = ?'),
+      countContentRefs: db.prepare('SELECT count(*) AS n FROM content WHERE digest = ?').pluck(),
+      getBlob: big(db.prepare('SELECT digest, size, created_at FROM blobs WHERE digest = ?')),
+      insertBlob: db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)'),
+      deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
+      getIngest: big(db.prepare('SELECT * FROM ingests WHERE namespace = ? AND ref = ?')),
+      listIngests: big(db.prepare('SELECT * FROM ingests WHERE namespace = ? ORDER BY ref')),
+      allIngests: big(db.prepare('SELECT * FROM ingests')),
+      insertIngest: db.prepare(
+        'INSERT INTO ingests (namespace, ref, id, total, expected, base_digest, started_at, updated_at) VALUES (@namespace, @ref, @id, @total, @expected, @baseDigest, @startedAt, @updatedAt)',
+      ),
+      updateIngest: db.prepare(
+        'UPDATE ingests SET total = @total, expected = @expected, base_digest = @baseDigest, updated_at = @updatedAt WHERE namespace = @namespace AND ref = @ref',
+      ),
+      deleteIngest: db.prepare('DELETE FROM ingests WHERE namespace = ? AND ref = ?'),
+    };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  getContent(namespace: string, digest: string): Info | undefined {
+    const row = this.stmts.getContent.get(namespace, digest) as RawContentRow | undefined;
+    return row && toInfo(row);
+  }
+
+  *listContent(namespace: string): Iterable<Info> {
+    for (const row of this.stmts.listContent.iterate(namespace) as IterableIterator<RawContentRow>) yield toInfo(row);
+  }
+
+  insertContent(namespace: string, digest: string, at: bigint, labels: Labels): void {
+    this.stmts.insertContent.run(namespace, digest, at, at, JSON.stringify(labels));
+  }
+
+  setLabels(namespace: string, digest: string, labels: Labels, at: bigint): void {
+    this.stmts.updateLabels.run(JSON.stringify(labels), at, namespace, digest);
+  }
+
+  /** Removes a namespace's reference; returns how many namespaces still reference the blob. */
+  deleteContent(namespace: string, digest: string): number {
+    this.stmts.deleteContent.run(namespace, digest);
+    return this.stmts.countContentRefs.get(digest) as number;
+  }
+
+  getBlob(digest: string): BlobRow | undefined {
+    const row = this.stmts.getBlob.get(digest) as { digest: string; size: bigint; created_at: bigint } | undefined;
+    return row && { digest: row.digest, size: Number(row.size), createdAt: row.created_at };
+  }
+
+  insertBlob(digest: string, size: number, at: bigint): void {
+    this.stmts.insertBlob.run(digest, size, at);
+  }
+
+  deleteBlob(digest: string): void {
+    this.stmts.deleteBlob.run(digest);
+  }
+
+  getIngest(namespace: string, ref: string): IngestRow | undefined {
+    const row = this.stmts.getIngest.get(namespace, ref) as RawIngestRow | undefined;
+    return row && toIngest(row);
+  }
+
+  listIngests(namespace: string): IngestRow[] {
+    return (this.stmts.listIngests.all(namespace) as RawIngestRow[]).map(toIngest);
+  }
+
+  allIngests(): IngestRow[] {
+    return (this.stmts.allIngests.all() as RawIngestRow[]).map(toIngest);
+  }
+
+  insertIngest(row: IngestRow): void {
+    this.stmts.insertIngest.run(row);
+  }
+
+  updateIngest(row: IngestRow): void {
+    this.stmts.updateIngest.run(row);
+  }
+
+  deleteIngest(namespace: string, ref: string): void {
+    this.stmts.deleteIngest.run(namespace, ref);
+  }
+}

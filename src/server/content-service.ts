@@ -1,0 +1,168 @@
+import { once } from 'node:events';
+import type { ServerDuplexStream, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  type ReadContentRequest,
+  type ReadContentResponse,
+  type WriteContentRequest,
+  type WriteContentResponse,
+  WriteAction,
+  ContentService,
+  type ListContentResponse,
+} from '../../generated/containerd/services/content/v1/content';
+import { invalidArgument, outOfRange } from '../store/errors';
+import { validateDigest } from '../store/digest';
+import type { ContentStore, ContentWriter, Info, RequestContext } from '../store/types';
+import { toProtoInfo, toProtoStatus, toTimestamp } from './convert';
+import { bidiStream, serverStream, unary, type HandlerEnv } from './handlers';
+
+export const CONTENT_SERVICE_NAME = 'containerd.services.content.v1.Content';
+
+/** Read responses carry 1 MiB: well above containerd's 32 KiB, well below the 4 MiB client default. */
+const READ_CHUNK = 1 << 20;
+/** Infos per List message. */
+const LIST_BATCH = 100;
+
+/** The Content gRPC service: translates messages and nothing else. */
+export function contentService(store: ContentStore, env: HandlerEnv): { definition: typeof ContentService; implementation: UntypedServiceImplementation } {
+  const name = 'Content';
+  const implementation = {
+    info: unary(env, name, 'Info', (req: { digest: string }, ctx) => ({ info: toProtoInfo(store.info(ctx, req.digest)) })),
+
+    update: unary(env, name, 'Update', (req: { info?: { digest: string; labels: Record<string, string> }; updateMask?: string[] }, ctx) => {
+      if (!req.info) throw invalidArgument('info is required');
+      return { info: toProtoInfo(store.update(ctx, req.info, req.updateMask ?? [])) };
+    }),
+
+    list: serverStream(env, name, 'List', async (req: { filters: string[] }, ctx, call: ServerWritableStream<{ filters: string[] }, ListContentResponse>) => {
+      let batch: Info[] = [];
+      for (const info of store.walk(ctx, req.filters)) {
+        batch.push(info);
+        if (batch.length >= LIST_BATCH) {
+          await send(call, { info: batch.map(toProtoInfo) });
+          batch = [];
+        }
+      }
+      if (batch.length > 0) await send(call, { info: batch.map(toProtoInfo) });
+    }),
+
+    delete: unary(env, name, 'Delete', async (req: { digest: string }, ctx) => {
+      await store.delete(ctx, req.digest);
+      return {};
+    }),
+
+    read: serverStream(env, name, 'Read', (req: ReadContentRequest, ctx, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>) =>
+      read(store, req, ctx, call),
+    ),
+
+    status: unary(env, name, 'Status', async (req: { ref: string }, ctx) => ({ status: toProtoStatus(await store.status(ctx, req.ref)) })),
+
+    listStatuses: unary(env, name, 'ListStatuses', async (req: { filters: string[] }, ctx) => ({
+      statuses: (await store.listStatuses(ctx, req.filters)).map(toProtoStatus),
+    })),
+
+    write: bidiStream(env, name, 'Write', (ctx, call: ServerDuplexStream<WriteContentRequest, WriteContentResponse>) => write(store, ctx, call)),
+
+    abort: unary(env, name, 'Abort', async (req: { ref: string }, ctx) => {
+      await store.abort(ctx, req.ref);
+      return {};
+    }),
+  };
+  return { definition: ContentService, implementation: implementation as UntypedServiceImplementation };
+}
+
+async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestContext, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>): Promise<void> {
+  validateDigest(req.digest);
+  if (req.offset < 0) throw invalidArgument(`read offset ${req.offset} must not be negative`);
+  if (req.size < 0) throw invalidArgument(`read size ${req.size} must not be negative`);
+  const reader = await store.readerAt(ctx, req.digest);
+  try {
+    let offset = req.offset;
+    if (offset > reader.size) throw outOfRange(`read offset ${offset} is beyond the end of content ${req.digest} (size ${reader.size})`);
+    // size 0 (or past the end) means "to the end", as in containerd's service.
+    const end = req.size === 0 || offset + req.size > reader.size ? reader.size : offset + req.size;
+    while (offset < end && !call.cancelled) {
+      const length = Math.min(READ_CHUNK, end - offset);
+      const buffer = Buffer.allocUnsafe(length);
+      const n = await reader.read(buffer, offset, length);
+      if (n === 0) break;
+      await send(call, { offset, data: n === length ? buffer : buffer.subarray(0, n) });
+      offset += n;
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The Write stream, with containerd's service semantics (services/content/service.go). */
+async function write(store: ContentStore, ctx: RequestContext, call: ServerDuplexStream<WriteContentRequest, WriteContentResponse>): Promise<void> {
+  let writer: ContentWriter | undefined;
+  call.on('end', () => writer?.drain());
+  call.on('cancelled', () => void writer?.close());
+  try {
+    for await (const req of messages(call)) {
+      if (!writer) {
+        if (!req.ref) throw invalidArgument('first message must have a reference');
+        writer = await store.writer(ctx, { ref: req.ref, total: req.total, expected: req.expected });
+      } else if (req.expected || req.total > 0) {
+        await writer.expect({ total: req.total > 0 ? req.total : undefined, expected: req.expected || undefined });
+      }
+      let response: WriteContentResponse;
+      switch (req.action) {
+        case WriteAction.STAT: {
+          const status = writer.status();
+          response = {
+            action: req.action,
+            startedAt: toTimestamp(status.startedAt),
+            updatedAt: toTimestamp(status.updatedAt),
+            offset: status.offset,
+            total: status.total,
+            digest: writer.digest(),
+          };
+          break;
+        }
+        case WriteAction.WRITE:
+        case WriteAction.COMMIT: {
+          await writer.write(req.offset, req.data);
+          if (req.action === WriteAction.COMMIT) await writer.commit(req.labels);
+          const status = writer.status();
+          response = {
+            action: req.action,
+            startedAt: toTimestamp(status.startedAt),
+            updatedAt: toTimestamp(status.updatedAt),
+            offset: status.offset,
+            total: status.total,
+            digest: writer.digest(),
+          };
+          break;
+        }
+        default:
+          throw invalidArgument(`unknown write action ${String(req.action)}`);
+      }
+      await send(call, response);
+    }
+  } finally {
+    await writer?.close();
+  }
+}
+
+/** Request messages until the client half-closes or cancels. */
+async function* messages<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
+  const iterator = (call as AsyncIterable<Req>)[Symbol.asyncIterator]();
+  const cancelled = new Promise<IteratorResult<Req>>((resolve) => {
+    if (call.cancelled) resolve({ done: true, value: undefined });
+    call.once('cancelled', () => resolve({ done: true, value: undefined }));
+  });
+  for (;;) {
+    const next = await Promise.race([iterator.next(), cancelled]);
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/** Writes one message, waiting for the transport when its buffer is full. */
+async function send<T>(call: { write(message: T): boolean; cancelled: boolean } & NodeJS.EventEmitter, message: T): Promise<void> {
+  if (call.cancelled) return;
+  if (!call.write(message)) {
+    await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+  }
+}

@@ -1,0 +1,106 @@
+import { status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'winston';
+import type { RequestContext } from '../store/types';
+import { requestContext } from './request-context';
+import { codeName, toServiceError } from './status';
+
+/**
+ * Wraps service methods written as async functions into grpc-js handlers:
+ * request context from metadata, error mapping, one log line per request and
+ * request metrics, so the service classes only translate messages.
+ */
+
+export interface RequestObserver {
+  started(method: string): void;
+  finished(method: string, code: string, seconds: number): void;
+}
+
+export interface HandlerEnv {
+  logger: Logger;
+  requests?: RequestObserver;
+}
+
+type Finish = (err: unknown) => ReturnType<typeof toServiceError> | undefined;
+
+/** Starts the bookkeeping of one request; run() rejects before fn when the metadata is invalid. */
+function begin(env: HandlerEnv, service: string, method: string, metadata: Metadata) {
+  const started = process.hrtime.bigint();
+  const name = `${service}/${method}`;
+  const log = env.logger.child({ requestId: randomBytes(6).toString('hex'), method: name });
+  env.requests?.started(name);
+  const finish: Finish = (err) => {
+    const mapped = err === undefined ? undefined : toServiceError(err);
+    const code = codeName(mapped?.code ?? status.OK);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    env.requests?.finished(name, code, seconds);
+    const fields = { code, durationMs: Math.round(seconds * 1e6) / 1e3 };
+    if (mapped && mapped.code === status.INTERNAL) log.error(mapped.details, fields);
+    else if (mapped) log.info(mapped.details, fields);
+    else log.debug('finished', fields);
+    return mapped;
+  };
+  const run = <T>(fn: (ctx: RequestContext) => Promise<T> | T): Promise<T> =>
+    Promise.resolve().then(() => fn(requestContext(metadata)));
+  return { run, finish };
+}
+
+export function unary<Req, Res>(
+  env: HandlerEnv,
+  service: string,
+  method: string,
+  fn: (req: Req, ctx: RequestContext) => Promise<Res> | Res,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    const { run, finish } = begin(env, service, method, call.metadata);
+    run((ctx) => fn(call.request, ctx)).then(
+      (res) => {
+        finish(undefined);
+        callback(null, res);
+      },
+      (err: unknown) => callback(finish(err) as ServiceError),
+    );
+  };
+}
+
+export function serverStream<Req, Res>(
+  env: HandlerEnv,
+  service: string,
+  method: string,
+  fn: (req: Req, ctx: RequestContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
+): (call: ServerWritableStream<Req, Res>) => void {
+  return (call) => {
+    const { run, finish } = begin(env, service, method, call.metadata);
+    run((ctx) => fn(call.request, ctx, call)).then(
+      () => {
+        finish(undefined);
+        call.end();
+      },
+      (err: unknown) => {
+        const mapped = finish(err);
+        if (!call.cancelled) call.emit('error', mapped);
+      },
+    );
+  };
+}
+
+export function bidiStream<Req, Res>(
+  env: HandlerEnv,
+  service: string,
+  method: string,
+  fn: (ctx: RequestContext, call: ServerDuplexStream<Req, Res>) => Promise<void>,
+): (call: ServerDuplexStream<Req, Res>) => void {
+  return (call) => {
+    const { run, finish } = begin(env, service, method, call.metadata);
+    run((ctx) => fn(ctx, call)).then(
+      () => {
+        finish(undefined);
+        call.end();
+      },
+      (err: unknown) => {
+        const mapped = finish(err);
+        if (!call.cancelled) call.emit('error', mapped);
+      },
+    );
+  };
+}

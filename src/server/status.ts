@@ -1,0 +1,26 @@
+import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { StoreError, fromSystemError, type ErrorKind } from '../store/errors';
+
+/** The one place store errors become gRPC codes, as containerd's errdefs.ToGRPC does. */
+const CODES: Record<ErrorKind, status> = {
+  NotFound: status.NOT_FOUND,
+  AlreadyExists: status.ALREADY_EXISTS,
+  FailedPrecondition: status.FAILED_PRECONDITION,
+  Unavailable: status.UNAVAILABLE,
+  InvalidArgument: status.INVALID_ARGUMENT,
+  OutOfRange: status.OUT_OF_RANGE,
+  ResourceExhausted: status.RESOURCE_EXHAUSTED,
+};
+
+export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
+  const mapped = fromSystemError(err);
+  if (mapped instanceof StoreError) {
+    return { code: CODES[mapped.kind], details: mapped.message, metadata: new Metadata() };
+  }
+  const message = mapped instanceof Error ? mapped.message : String(mapped);
+  return { code: status.INTERNAL, details: message, metadata: new Metadata() };
+}
+
+export function codeName(code: status): string {
+  return status[code] ?? String(code);
+}

@@ -1,0 +1,41 @@
+/**
+ * Typed store errors. Each kind corresponds to one of containerd's errdefs
+ * classes; the gRPC layer maps them to status codes in one place
+ * (src/server/status.ts) so clients get back the errors containerd would give.
+ */
+export type ErrorKind =
+  | 'NotFound'
+  | 'AlreadyExists'
+  | 'FailedPrecondition'
+  | 'Unavailable'
+  | 'InvalidArgument'
+  | 'OutOfRange'
+  | 'ResourceExhausted';
+
+export class StoreError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = `StoreError(${kind})`;
+  }
+}
+
+export const notFound = (message: string): StoreError => new StoreError('NotFound', message);
+export const alreadyExists = (message: string): StoreError => new StoreError('AlreadyExists', message);
+export const failedPrecondition = (message: string): StoreError => new StoreError('FailedPrecondition', message);
+export const unavailable = (message: string): StoreError => new StoreError('Unavailable', message);
+export const invalidArgument = (message: string): StoreError => new StoreError('InvalidArgument', message);
+export const outOfRange = (message: string): StoreError => new StoreError('OutOfRange', message);
+export const resourceExhausted = (message: string): StoreError => new StoreError('ResourceExhausted', message);
+
+/** Disk-full conditions become ResourceExhausted so clients can tell them from bugs. */
+export function fromSystemError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StoreError('ResourceExhausted', `no space left on the content store: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
