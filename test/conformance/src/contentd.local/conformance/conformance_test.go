@@ -197,8 +197,10 @@ func (h *harness) storeFn(ctx context.Context, root string) (context.Context, co
 			return cerr
 		}
 		serr := srv.stop()
-		if tail := srv.out.String(); tail != "" {
-			log.G(logCtx).Infof("server output (last %d bytes):\n%s", logTailBytes, tail)
+		if tail := strings.TrimRight(srv.out.String(), "\n"); tail != "" {
+			for _, line := range strings.Split(tail, "\n") {
+				log.G(logCtx).Info("server: " + line)
+			}
 		}
 		if serr != nil {
 			return serr
