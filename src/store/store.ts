@@ -170,11 +170,8 @@ export class Store implements ContentStore {
           updatedAt: now,
         };
         this.db.insertIngest(row);
-      } else if (expected && expected !== row.expected) {
-        row.expected = expected;
-        this.db.updateIngest(row);
       }
-      const writer = new IngestWriter(this, ctx, row, holder, progress ?? (await this.baseProgress(row)));
+      const writer = new IngestWriter(this, ctx, row, holder, progress ?? (await this.baseProgress(row)), { total, expected });
       this.liveWriters.set(row.id, writer);
       holder.onRelease(() => this.liveWriters.delete(row.id));
       return writer;

@@ -30,6 +30,12 @@ export class IngestWriter implements ContentWriter {
     private readonly row: IngestRow,
     private readonly holder: Holder,
     private progress: IngestProgress,
+    /**
+     * Size and digest this writer's client declared. Like containerd's Write
+     * service, they belong to the stream and are checked at its commit; only
+     * what was declared when the ingest began is stored with it.
+     */
+    private readonly expectation: { total: number; expected: string },
   ) {}
 
   get ref(): string {
@@ -45,8 +51,8 @@ export class IngestWriter implements ContentWriter {
     return {
       ref: this.row.ref,
       offset: this.progress.offset,
-      total: this.row.total,
-      expected: this.row.expected,
+      total: this.expectation.total || this.row.total,
+      expected: this.expectation.expected || this.row.expected,
       startedAt: this.row.startedAt,
       updatedAt: this.row.updatedAt,
     };
@@ -66,17 +72,9 @@ export class IngestWriter implements ContentWriter {
           await this.abortLocked();
           throw alreadyExists(`blob with expected digest ${expected} exists`);
         }
+        this.expectation.expected = expected;
       }
-      let changed = false;
-      if (total && total !== this.row.total) {
-        this.row.total = total;
-        changed = true;
-      }
-      if (expected && expected !== this.row.expected) {
-        this.row.expected = expected;
-        changed = true;
-      }
-      if (changed) this.store.db.updateIngest(this.row);
+      if (total) this.expectation.total = total;
     });
   }
 
@@ -102,12 +100,9 @@ export class IngestWriter implements ContentWriter {
     return this.serial(async () => {
       const size = this.progress.offset;
       const digest = this.digest();
-      if (this.row.total > 0 && size !== this.row.total) {
-        throw failedPrecondition(`unexpected commit size ${size}, expected ${this.row.total}`);
-      }
-      if (this.row.expected && digest !== this.row.expected) {
-        throw failedPrecondition(`unexpected commit digest ${digest}, expected ${this.row.expected}`);
-      }
+      const { total, expected } = this.expectation;
+      if (total > 0 && size !== total) throw failedPrecondition(`unexpected commit size ${size}, expected ${total}`);
+      if (expected && digest !== expected) throw failedPrecondition(`unexpected commit digest ${digest}, expected ${expected}`);
       try {
         await this.progress.file?.close();
         this.progress.file = undefined;
