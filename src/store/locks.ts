@@ -5,11 +5,17 @@ import { unavailable } from './errors';
  * already half-closed its stream is about to release, so a new writer waits
  * for it briefly instead of failing: clients such as containerd's proxy open
  * the next stream without waiting for the previous one to finish on the server.
+ * Even a holder not yet draining gets a short wait, as containerd's local
+ * store retries a locked ref for up to ~1 s: with containerd in between, the
+ * next stream may reach us before the previous one's half-close does.
  */
 export class RefLocks {
   private readonly held = new Map<string, Holder>();
 
-  constructor(private readonly drainWaitMs = 2000) {}
+  constructor(
+    private readonly drainWaitMs = 2000,
+    private readonly busyWaitMs = 500,
+  ) {}
 
   async acquire(key: string, displayRef: string): Promise<Holder> {
     for (;;) {
@@ -21,9 +27,11 @@ export class RefLocks {
         this.held.set(key, holder);
         return holder;
       }
-      if (!current.draining || !(await current.waitReleased(this.drainWaitMs))) {
-        throw unavailable(`ref ${displayRef} locked for write: unavailable`);
-      }
+      const started = Date.now();
+      let released = await current.waitReleased(current.draining ? this.drainWaitMs : this.busyWaitMs);
+      // The holder may have started draining while we waited.
+      if (!released && current.draining) released = await current.waitReleased(this.drainWaitMs - (Date.now() - started));
+      if (!released) throw unavailable(`ref ${displayRef} locked for write: unavailable`);
     }
   }
 
