@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { resolveConfig, type CommonFlags } from '../config/config';
+import { changedSettings, resolveConfig, type CommonFlags } from '../config/config';
 import { createLogger } from '../log';
 import { startServer } from '../server/server';
 
 interface ServeFlags extends CommonFlags {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   logFormat?: 'text' | 'json';
+  metricsAddress?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -15,13 +16,32 @@ export function registerServe(program: Command): void {
     .option('--address <socket>', 'unix socket to listen on (default: <root>/contentd.sock)')
     .option('--log-level <level>', 'error, warn, info or debug')
     .option('--log-format <format>', 'text or json')
+    .option('--metrics-address <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default: off)')
+    .addHelpText('after', '\nSIGTERM or SIGINT stops gracefully. SIGHUP re-reads the config file and applies [log] level;\nevery other setting takes effect only after a restart.')
     .action(async (flags: ServeFlags, command: Command) => {
       // Data files hold private image content: nothing the server creates is world-readable.
       process.umask(0o077);
-      const config = resolveConfig({ ...command.optsWithGlobals<CommonFlags>(), ...flags });
-      if (flags.logLevel) config.log.level = flags.logLevel;
-      if (flags.logFormat) config.log.format = flags.logFormat;
+      const configure = () => {
+        const config = resolveConfig({ ...command.optsWithGlobals<CommonFlags>(), ...flags });
+        if (flags.logLevel) config.log.level = flags.logLevel;
+        if (flags.logFormat) config.log.format = flags.logFormat;
+        if (flags.metricsAddress !== undefined) config.metrics.address = flags.metricsAddress;
+        return config;
+      };
+      const config = configure();
       const logger = createLogger(config.log);
+      // Registered before start-up so that an early SIGHUP cannot kill the process.
+      process.on('SIGHUP', () => {
+        try {
+          const next = configure();
+          logger.level = config.log.level = next.log.level;
+          const pending = changedSettings(config, next);
+          logger.info('configuration reloaded', { level: next.log.level });
+          if (pending.length > 0) logger.warn('changed settings take effect only after a restart', { settings: pending.join(',') });
+        } catch (e) {
+          logger.error('configuration reload failed; nothing changed', { error: e instanceof Error ? e.message : String(e) });
+        }
+      });
       const server = await startServer(config, logger);
       const stop = (signal: string): void => {
         logger.info('shutting down', { signal });

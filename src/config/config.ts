@@ -153,3 +153,18 @@ export function resolveConfig(flags: CommonFlags): Config {
   if (flags.address) config.grpc.address = resolve(flags.address);
   return config;
 }
+
+/** Settings that differ between two configurations, by their TOML names (e.g. "grpc.socket_mode"). */
+export function changedSettings(before: Config, after: Config): string[] {
+  const flat = (value: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
+    if (typeof value === 'object' && value !== null) {
+      for (const [key, v] of Object.entries(value)) flat(v, `${prefix}${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}.`, out);
+    } else {
+      out.set(prefix.slice(0, -1), String(value));
+    }
+    return out;
+  };
+  const a = flat(before, '', new Map());
+  const b = flat(after, '', new Map());
+  return [...new Set([...a.keys(), ...b.keys()])].filter((key) => a.get(key) !== b.get(key)).sort();
+}

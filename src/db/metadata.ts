@@ -130,6 +130,10 @@ export class MetadataDB {
         'UPDATE ingests SET total = @total, expected = @expected, base_digest = @baseDigest, updated_at = @updatedAt WHERE namespace = @namespace AND ref = @ref',
       ),
       deleteIngest: db.prepare('DELETE FROM ingests WHERE namespace = ? AND ref = ?'),
+      blobTotals: db.prepare('SELECT count(*) AS count, coalesce(sum(size), 0) AS bytes FROM blobs'),
+      namespaces: db.prepare('SELECT namespace FROM content UNION SELECT namespace FROM ingests ORDER BY namespace').pluck(),
+      usage: db.prepare('SELECT c.namespace, count(*) AS count, sum(b.size) AS bytes FROM content c JOIN blobs b USING (digest) GROUP BY c.namespace ORDER BY c.namespace'),
+      contentByDigest: big(db.prepare('SELECT c.namespace, c.digest, b.size, c.created_at, c.updated_at, c.labels FROM content c JOIN blobs b USING (digest) WHERE c.digest = ? ORDER BY c.namespace')),
     };
   }
 
@@ -200,5 +204,25 @@ export class MetadataDB {
 
   deleteIngest(namespace: string, ref: string): void {
     this.stmts.deleteIngest.run(namespace, ref);
+  }
+
+  /** Blobs stored, each counted once however many namespaces reference it. */
+  blobTotals(): { count: number; bytes: number } {
+    return this.stmts.blobTotals.get() as { count: number; bytes: number };
+  }
+
+  /** Every namespace with content or ingests. */
+  namespaces(): string[] {
+    return this.stmts.namespaces.all() as string[];
+  }
+
+  /** Content referenced by each namespace; a blob shared by two namespaces counts in both. */
+  usage(): Array<{ namespace: string; count: number; bytes: number }> {
+    return this.stmts.usage.all() as Array<{ namespace: string; count: number; bytes: number }>;
+  }
+
+  /** One digest as each namespace that references it sees it. */
+  contentByDigest(digest: string): Array<Info & { namespace: string }> {
+    return (this.stmts.contentByDigest.all(digest) as Array<RawContentRow & { namespace: string }>).map((row) => ({ namespace: row.namespace, ...toInfo(row) }));
   }
 }

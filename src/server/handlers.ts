@@ -23,25 +23,61 @@ export interface HandlerEnv {
 
 type Finish = (err: unknown) => ReturnType<typeof toServiceError> | undefined;
 
+/**
+ * How loudly each outcome is logged. Callers such as containerd probe with
+ * Info and Status and expect NotFound or AlreadyExists, so those are routine;
+ * server-side failures are what an operator must see.
+ */
+function levelOf(code: status): 'debug' | 'info' | 'warn' | 'error' {
+  switch (code) {
+    case status.OK:
+    case status.NOT_FOUND:
+    case status.ALREADY_EXISTS:
+    case status.CANCELLED:
+      return 'debug';
+    case status.RESOURCE_EXHAUSTED:
+    case status.UNAVAILABLE:
+      return 'warn';
+    case status.INTERNAL:
+    case status.UNKNOWN:
+    case status.DATA_LOSS:
+      return 'error';
+    default:
+      return 'info';
+  }
+}
+
 /** Starts the bookkeeping of one request; run() rejects before fn when the metadata is invalid. */
 function begin(env: HandlerEnv, service: string, method: string, metadata: Metadata) {
   const started = process.hrtime.bigint();
   const name = `${service}/${method}`;
   const log = env.logger.child({ requestId: randomBytes(6).toString('hex'), method: name });
+  let namespace: string | undefined;
   env.requests?.started(name);
   const finish: Finish = (err) => {
     const mapped = err === undefined ? undefined : toServiceError(err);
-    const code = codeName(mapped?.code ?? status.OK);
+    const code = mapped?.code ?? status.OK;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    env.requests?.finished(name, code, seconds);
-    const fields = { code, durationMs: Math.round(seconds * 1e6) / 1e3 };
-    if (mapped && mapped.code === status.INTERNAL) log.error(mapped.details, fields);
-    else if (mapped) log.info(mapped.details, fields);
-    else log.debug('finished', fields);
+    env.requests?.finished(name, codeName(code), seconds);
+    const level = levelOf(code);
+    // Most lines are debug: build their fields only when they are written.
+    if (log.isLevelEnabled(level)) {
+      const fields = {
+        code: codeName(code),
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        ...(namespace !== undefined && { namespace }),
+        ...(level === 'error' && err instanceof Error && { stack: err.stack }),
+      };
+      log.log(level, mapped ? mapped.details : 'finished', fields);
+    }
     return mapped;
   };
   const run = <T>(fn: (ctx: RequestContext) => Promise<T> | T): Promise<T> =>
-    Promise.resolve().then(() => fn(requestContext(metadata)));
+    Promise.resolve().then(() => {
+      const ctx = requestContext(metadata);
+      namespace = ctx.namespace;
+      return fn(ctx);
+    });
   return { run, finish };
 }
 

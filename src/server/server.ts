@@ -1,65 +1,137 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { LocalBlobBackend } from '../blobs/local';
 import type { Config } from '../config/config';
 import { MetadataDB } from '../db/metadata';
+import { lockRoot, type RootLock } from '../db/root-lock';
+import { observeStorage, silentObserver, type StoreObserver } from '../store/observer';
 import { Store } from '../store/store';
+import { ContentService } from '../../generated/containerd/services/content/v1/content';
 import { CONTENT_SERVICE_NAME, contentService } from './content-service';
 import type { HandlerEnv } from './handlers';
+import { Metrics, serveMetrics, type MetricsEndpoint } from './metrics';
 import { reconcile } from './reconcile';
 import { prepareSocketPath, setSocketAccess } from './socket';
 
 export interface RunningServer {
   address: string;
   store: Store;
+  /** HOST:PORT of the Prometheus endpoint, when metrics.address is set. */
+  metricsAddress?: string;
   /** Stops accepting requests, lets streams in flight finish (up to graceMs), closes the database. */
   shutdown(graceMs?: number): Promise<void>;
 }
 
-const SERVICES = [CONTENT_SERVICE_NAME];
+interface ServiceEntry {
+  /** Full gRPC name, as the health service reports it. */
+  name: string;
+  definition: ServiceDefinition;
+  implement(store: Store, env: HandlerEnv): UntypedServiceImplementation;
+}
 
-export async function openStore(config: Config, logger: Logger): Promise<{ store: Store; db: MetadataDB; backend: LocalBlobBackend }> {
+/** Every gRPC service contentd serves (besides health): the one list to extend. */
+const SERVICES: ServiceEntry[] = [
+  { name: CONTENT_SERVICE_NAME, definition: ContentService, implement: (store, env) => contentService(store, env).implementation },
+];
+
+/**
+ * Opens the store for reading and writing, as its one writer: takes the
+ * root's lock (RootLockedError while a server or another offline command
+ * holds it), then cleans up after any crash. Release the lock after closing.
+ */
+export async function openStore(
+  config: Config,
+  logger: Logger,
+  observer: StoreObserver = silentObserver,
+): Promise<{ store: Store; db: MetadataDB; backend: LocalBlobBackend; lock: RootLock }> {
   await mkdir(config.root, { recursive: true, mode: 0o700 });
-  const db = new MetadataDB(join(config.root, 'metadata.db'));
-  const backend = new LocalBlobBackend(config.root);
-  await backend.init();
-  await reconcile(db, backend, logger);
-  const store = new Store(db, backend, {
-    namespacePolicy: config.namespaces.policy,
-    maxActiveIngests: config.limits.maxActiveIngests,
-    maxBlobSize: config.limits.maxBlobSize,
-  });
-  return { store, db, backend };
+  const lock = lockRoot(config.root);
+  try {
+    const db = observeStorage(new MetadataDB(join(config.root, 'metadata.db')), 'sqlite', observer);
+    const backend = observeStorage(new LocalBlobBackend(config.root), 'blobs', observer);
+    await backend.init();
+    await reconcile(db, backend, logger);
+    const store = new Store(db, backend, {
+      namespacePolicy: config.namespaces.policy,
+      maxActiveIngests: config.limits.maxActiveIngests,
+      maxBlobSize: config.limits.maxBlobSize,
+      observer,
+    });
+    return { store, db, backend, lock };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** Answers every method with UNAVAILABLE, until the store is open. */
+function startingUp(definition: ServiceDefinition): UntypedServiceImplementation {
+  const error = { code: status.UNAVAILABLE, details: 'contentd is starting up', metadata: new Metadata() };
+  return Object.fromEntries(
+    Object.entries(definition).map(([key, method]) => [
+      key,
+      method.responseStream
+        ? (call: ServerWritableStream<unknown, unknown>) => call.emit('error', error)
+        : (_call: unknown, callback: sendUnaryData<unknown>) => callback(error),
+    ]),
+  ) as UntypedServiceImplementation;
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'NOT_SERVING'])));
-  const { store, db, backend } = await openStore(config, logger);
-  const env: HandlerEnv = { logger };
+  const setHealth = (state: ServingStatus): void => {
+    for (const name of ['', ...SERVICES.map((s) => s.name)]) health.setStatus(name, state);
+  };
+  const health = new HealthImplementation();
+  setHealth('NOT_SERVING');
+  const metrics = config.metrics.address ? new Metrics() : undefined;
+  const env: HandlerEnv = { logger, requests: metrics };
   const server = new Server({
     'grpc.max_receive_message_length': config.grpc.maxRecvMessageSize,
     'grpc.max_send_message_length': config.grpc.maxSendMessageSize,
   });
-  const content = contentService(store, env);
-  server.addService(content.definition, content.implementation);
   health.addToServer(server);
+  // Listen before opening the store, so that probes see NOT_SERVING and
+  // clients UNAVAILABLE (which they retry) while start-up clean-up runs.
+  for (const service of SERVICES) server.addService(service.definition, startingUp(service.definition));
 
   const address = config.grpc.address;
-  await prepareSocketPath(address);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
-  await setSocketAccess(address, config.grpc.socketMode, config.grpc.uid, config.grpc.gid);
-  for (const service of ['', ...SERVICES]) health.setStatus(service, 'SERVING');
+  let endpoint: MetricsEndpoint | undefined;
+  let opened: Awaited<ReturnType<typeof openStore>> | undefined;
+  try {
+    if (metrics) {
+      endpoint = await serveMetrics(metrics, config.metrics.address);
+      logger.info('metrics endpoint', { url: `http://${endpoint.address}/metrics` });
+    }
+    await prepareSocketPath(address);
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+    await setSocketAccess(address, config.grpc.socketMode, config.grpc.uid, config.grpc.gid);
+    opened = await openStore(config, logger, metrics);
+  } catch (e) {
+    server.forceShutdown();
+    await endpoint?.close();
+    throw e;
+  }
+  const { store, db, backend, lock } = opened;
+  if (metrics) {
+    metrics.setBlobTotals(db.blobTotals());
+    metrics.watchIngests(() => store.activeIngests);
+  }
+  for (const service of SERVICES) {
+    server.removeService(service.definition);
+    server.addService(service.definition, service.implement(store, env));
+  }
+  setHealth('SERVING');
   logger.info('serving', { address, root: config.root });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (graceMs = 10_000): Promise<void> =>
     (stopping ??= (async () => {
-      for (const service of ['', ...SERVICES]) health.setStatus(service, 'NOT_SERVING');
+      setHealth('NOT_SERVING');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -73,7 +145,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await store.closeWriters();
       await backend.close();
       db.close();
+      lock.release();
+      await endpoint?.close();
       logger.info('stopped');
     })());
-  return { address, store, shutdown };
+  return { address, store, metricsAddress: endpoint?.address, shutdown };
 }
