@@ -1,14 +1,24 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerDu } from './du';
+import { registerHealth } from './health';
+import { registerInfo } from './info';
+import { registerLs } from './ls';
 import { registerServe } from './serve';
 
 const program = new Command('contentd')
   .description("containerd's content store as a standalone service: blobs on disk, metadata in SQLite")
   .option('--root <dir>', 'data directory (default: ./data)')
   .option('--config <file>', 'TOML configuration file (see config.example.toml)')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Every command takes --root and --config: show them in each command's --help.
+  .configureHelp({ showGlobalOptions: true });
 
 registerServe(program);
+registerHealth(program);
+registerLs(program);
+registerDu(program);
+registerInfo(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`contentd: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -81,7 +81,8 @@ function mode(t: Table, key: string, where: string): number | undefined {
   return parseInt(v, 8);
 }
 
-const KNOWN: Record<string, readonly string[]> = {
+/** Every key the loader accepts, by section ('' for top level); config.example.toml must document each (test/config.test.ts). */
+export const KNOWN: Record<string, readonly string[]> = {
   '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics'],
   grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size'],
   log: ['level', 'format'],

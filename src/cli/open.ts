@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig, type CommonFlags, type Config } from '../config/config';
+import { MetadataDB } from '../db/metadata';
+
+/** The configuration a command runs with: defaults, then --config, then --root (global or the command's own). */
+export function commandConfig(command: Command): Config {
+  return resolveConfig(command.optsWithGlobals<CommonFlags>());
+}
+
+/**
+ * Runs fn with the store's metadata open read-only. Safe while a server
+ * runs: SQLite's WAL gives readers the last committed state without blocking
+ * the writer, and no lock is taken. Nothing here may write.
+ */
+export function withReadOnlyMetadata<T>(config: Config, fn: (db: MetadataDB) => T): T {
+  const path = join(config.root, 'metadata.db');
+  if (!existsSync(path)) throw new Error(`no content store at ${config.root} (${path} does not exist); pass --root or --config`);
+  const db = new MetadataDB(path, { readonly: true });
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
