@@ -24,6 +24,12 @@ export interface BlobBackend {
   readIngest(id: string): AsyncIterable<Buffer>;
   /** Replaces an ingest's staged bytes with a copy of a committed blob. */
   copyBlobToIngest(digest: string, id: string): Promise<void>;
+  /**
+   * Makes a local file, already verified to hold exactly the blob digest,
+   * that blob, durably: shared with the file (hard link) when link is set and
+   * the filesystem allows it, copied otherwise. The file is left in place.
+   */
+  importFile(path: string, digest: string, options: { link: boolean }): Promise<'linked' | 'copied'>;
   removeIngest(id: string): Promise<void>;
   listIngests(): Promise<string[]>;
   /**

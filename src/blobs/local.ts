@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, copyFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest } from '../store/digest';
 import { fromSystemError, notFound } from '../store/errors';
@@ -59,6 +60,33 @@ export class LocalBlobBackend implements BlobBackend {
     await copyFile(this.blobPath(digest), this.ingestPath(id), constants.COPYFILE_FICLONE).catch((e: unknown) => {
       throw fromSystemError(e);
     });
+  }
+
+  async importFile(path: string, digest: string, options: { link: boolean }): Promise<'linked' | 'copied'> {
+    // Staged as an ingest so that start-up clean-up removes what a crash leaves, then published like a commit.
+    const id = `import-${randomUUID()}`;
+    const staged = this.ingestPath(id);
+    try {
+      let how: 'linked' | 'copied' = 'copied';
+      if (options.link) {
+        how = await link(path, staged).then(
+          () => 'linked' as const,
+          (e: unknown) => {
+            if (LINK_UNSUPPORTED.has((e as NodeJS.ErrnoException).code ?? '')) return 'copied' as const;
+            throw fromSystemError(e);
+          },
+        );
+      }
+      if (how === 'copied') {
+        await copyFile(path, staged, constants.COPYFILE_FICLONE).catch((e: unknown) => {
+          throw fromSystemError(e);
+        });
+      }
+      await this.publish(id, digest);
+      return how;
+    } finally {
+      await this.removeIngest(id);
+    }
   }
 
   async removeIngest(id: string): Promise<void> {
@@ -171,6 +199,9 @@ async function sizeOf(path: string): Promise<number | undefined> {
     throw e;
   }
 }
+
+/** link() errors meaning "not here" (another filesystem, no hard links, link limit, hardlink protection): copy instead. */
+const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 async function syncDir(path: string): Promise<void> {
   const handle = await open(path, 'r');

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerContainerdConfig } from './containerd-config';
 import { registerDu } from './du';
 import { registerHealth } from './health';
+import { registerImportLocal } from './import-local';
 import { registerInfo } from './info';
 import { registerLs } from './ls';
 import { registerServe } from './serve';
@@ -19,6 +21,8 @@ registerHealth(program);
 registerLs(program);
 registerDu(program);
 registerInfo(program);
+registerContainerdConfig(program);
+registerImportLocal(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`contentd: ${e instanceof Error ? e.message : String(e)}\n`);
