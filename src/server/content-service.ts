@@ -147,7 +147,8 @@ async function write(store: ContentStore, ctx: RequestContext, call: ServerDuple
 
 /** Request messages until the client half-closes or cancels. */
 async function* messages<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
-  const iterator = (call as AsyncIterable<Req>)[Symbol.asyncIterator]();
+  // The default iterator destroys the stream when the client half-closes, and a destroyed call never sends its status.
+  const iterator: AsyncIterator<Req> = call.iterator({ destroyOnReturn: false });
   const cancelled = new Promise<IteratorResult<Req>>((resolve) => {
     if (call.cancelled) resolve({ done: true, value: undefined });
     call.once('cancelled', () => resolve({ done: true, value: undefined }));
