@@ -1,10 +1,19 @@
-import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status as grpcStatus, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
   ContentClient,
   WriteAction,
   type Info,
+  type ListContentResponse,
+  type ListStatusesRequest,
+  type ListStatusesResponse,
   type ReadContentResponse,
+  type Status,
+  type StatusRequest,
+  type StatusResponse,
+  type UpdateRequest,
+  type UpdateResponse,
   type WriteContentRequest,
   type WriteContentResponse,
 } from '../../generated/containerd/services/content/v1/content';
@@ -48,14 +57,51 @@ export function read(client: ContentClient, digest: string, offset = 0, size = 0
   });
 }
 
-export async function list(client: ContentClient, filters: string[] = [], metadata = new Metadata()): Promise<Info[]> {
+/** Every List response message, to see how the server batches. */
+export function listMessages(client: ContentClient, filters: string[] = [], metadata = new Metadata()): Promise<ListContentResponse[]> {
   return new Promise((resolve, reject) => {
-    const out: Info[] = [];
+    const out: ListContentResponse[] = [];
     const stream = client.list({ filters }, metadata);
-    stream.on('data', (m: { info: Info[] }) => out.push(...m.info));
+    stream.on('data', (m: ListContentResponse) => out.push(m));
     stream.on('error', reject);
     stream.on('end', () => resolve(out));
   });
+}
+
+export async function list(client: ContentClient, filters: string[] = [], metadata = new Metadata()): Promise<Info[]> {
+  return (await listMessages(client, filters, metadata)).flatMap((m) => m.info);
+}
+
+export async function update(client: ContentClient, digest: string, labels: Record<string, string>, paths?: string[], metadata = new Metadata()): Promise<Info> {
+  const res = await call<UpdateRequest, UpdateResponse>(client, client.update, { info: { digest, size: 0, createdAt: undefined, updatedAt: undefined, labels }, updateMask: paths }, metadata);
+  return res.info!;
+}
+
+export async function status(client: ContentClient, ref: string, metadata = new Metadata()): Promise<Status> {
+  return (await call<StatusRequest, StatusResponse>(client, client.status, { ref }, metadata)).status!;
+}
+
+export async function listStatuses(client: ContentClient, filters: string[] = [], metadata = new Metadata()): Promise<Status[]> {
+  return (await call<ListStatusesRequest, ListStatusesResponse>(client, client.listStatuses, { filters }, metadata)).statuses;
+}
+
+export async function abort(client: ContentClient, ref: string, metadata = new Metadata()): Promise<void> {
+  await call(client, client.abort, { ref }, metadata);
+}
+
+export async function remove(client: ContentClient, digest: string, metadata = new Metadata()): Promise<void> {
+  await call(client, client.delete, { digest }, metadata);
+}
+
+/** Asserts that promise fails with the gRPC code (by name, e.g. 'NOT_FOUND'); returns the error. */
+export async function rejectsWith(promise: Promise<unknown>, code: keyof typeof grpcStatus, message?: RegExp): Promise<ServiceError> {
+  const err = await promise.then(
+    () => assert.fail(`expected ${code}, the call succeeded`),
+    (e: ServiceError) => e,
+  );
+  assert.equal(grpcStatus[err.code], code, `expected ${code}, got ${grpcStatus[err.code]}: ${err.details}`);
+  if (message) assert.match(err.details, message);
+  return err;
 }
 
 /** A Write stream driven one request/response at a time. */
