@@ -38,6 +38,8 @@ export interface Containerd {
   readonly root: string;
   /** overlayfs when containerd reports it usable, native otherwise. */
   readonly snapshotter: 'overlayfs' | 'native';
+  /** The daemon's process id (the benchmark samples its memory). */
+  readonly pid: number;
   log(): string;
   /** Runs `ctr --address <socket> --namespace <namespace> ...args`. */
   ctr(args: string[], options?: RunOptions & { namespace?: string }): Promise<RunResult>;
@@ -104,7 +106,7 @@ export async function startContainerd(options: ContainerdOptions): Promise<Conta
     throw e;
   }
   const spawnCtr: Containerd['spawnCtr'] = (args, opts = {}) => spawn(CTR_BIN, withNamespace(args, opts.namespace), { stdio: 'pipe' });
-  return { dir, address, root, snapshotter, log: daemon.log, ctr, ctrOk, spawnCtr, stop: () => daemon.stop() };
+  return { dir, address, root, snapshotter, pid: daemon.process.pid!, log: daemon.log, ctr, ctrOk, spawnCtr, stop: () => daemon.stop() };
 }
 
 /** The config snippet `contentd containerd-config` prints for a test server. */

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { BenchClient } from './client';
+import { MiB } from './data';
+import { startPullFixture, type PullFixture } from './pull';
+import { toJson, toTable, type RowResult } from './report';
+import { FULL_SIZES, QUICK_SIZES, ROWS, type RowContext, type TargetState } from './rows';
+import { peakRss, resetPeakRss } from './rss';
+import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targets';
+
+/**
+ * `npm run bench`: every row against this server, containerd's own store and
+ * containerd with this server as its proxy plugin, with one client. Progress
+ * goes to stderr, the table (or --json) to stdout.
+ */
+
+interface Flags {
+  quick: boolean;
+  json: boolean;
+  runs: number;
+  only?: string[];
+  targets: TargetName[];
+  profile?: string;
+}
+
+const NAMESPACE = 'bench';
+
+function list<T extends string>(allowed: readonly T[]) {
+  return (value: string): T[] => {
+    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const item of items) if (!allowed.includes(item as T)) throw new InvalidArgumentError(`unknown ${JSON.stringify(item)}; one of ${allowed.join(', ')}`);
+    return items as T[];
+  };
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function parseFlags(argv: string[]): Flags {
+  const program = new Command('bench')
+    .description('content API benchmark: contentd vs containerd')
+    .option('--quick', 'tiny sizes, to check that every row works', false)
+    .option('--json', 'print JSON instead of the table', false)
+    .option('--runs <n>', 'runs per row; the median is reported', positive, 3)
+    .option('--only <rows>', `comma-separated rows: ${ROWS.map((r) => r.id).join(',')}`, list(ROWS.map((r) => r.id)))
+    .option('--targets <targets>', 'comma-separated: direct,containerd,proxy', list(TARGET_NAMES), [...TARGET_NAMES])
+    .option('--profile <dir>', "write contentd's CPU profiles (node --cpu-prof) into dir")
+    .parse(argv);
+  return program.opts<Flags>();
+}
+
+function machine(): string {
+  const cores = cpus();
+  let containerd = 'not found';
+  try {
+    containerd = execFileSync('containerd', ['--version'], { encoding: 'utf8' }).trim().split(' ').slice(-2).join(' ');
+  } catch {
+    // reported as not found
+  }
+  return `${cores.length} × ${cores[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / (1 << 30))} GiB RAM, Linux ${release()}, Node ${process.version}, containerd ${containerd}`;
+}
+
+/** One running instance per target for the rows that share one; fresh rows start their own. */
+class Targets {
+  private readonly running = new Map<TargetName, { target: Target; client: BenchClient; state: TargetState }>();
+  private fresh = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly profileDir?: string,
+  ) {}
+
+  async shared(name: TargetName) {
+    let entry = this.running.get(name);
+    if (!entry) {
+      const target = await startTarget(name, { dir: join(this.dir, name), profileDir: this.profileDir });
+      entry = { target, client: new BenchClient(target.address, NAMESPACE), state: {} };
+      this.running.set(name, entry);
+    }
+    return entry;
+  }
+
+  /** Runs fn on a target started for it alone, stopped afterwards. */
+  async withFresh<T>(name: TargetName, fn: (target: Target, client: BenchClient) => Promise<T>): Promise<T> {
+    const target = await startTarget(name, { dir: join(this.dir, `${name}-fresh-${++this.fresh}`), profileDir: this.profileDir });
+    const client = new BenchClient(target.address, NAMESPACE);
+    try {
+      return await fn(target, client);
+    } finally {
+      client.close();
+      await target.stop();
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    for (const { target, client } of this.running.values()) {
+      client.close();
+      await target.stop();
+    }
+    this.running.clear();
+  }
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv);
+  const sizes = flags.quick ? QUICK_SIZES : FULL_SIZES;
+  const rows = ROWS.filter((row) => !flags.only || flags.only.includes(row.id));
+  if (flags.profile) await mkdir(resolve(flags.profile), { recursive: true });
+  const dir = await mkdtemp(join(tmpdir(), 'contentd-bench-'));
+  const targets = new Targets(dir, flags.profile && resolve(flags.profile));
+  let fixture: Promise<PullFixture> | undefined;
+  const results: RowResult[] = rows.map((row) => ({ row, samples: {} }));
+  try {
+    for (let run = 1; run <= flags.runs; run++) {
+      for (const [rowIndex, result] of results.entries()) {
+        for (const name of result.row.targets.filter((t) => flags.targets.includes(t))) {
+          const measureOn = async (target: Target, client: BenchClient, state: TargetState) => {
+            const ctx: RowContext = {
+              target,
+              client,
+              namespace: NAMESPACE,
+              sizes,
+              state,
+              seed: run * 100 + rowIndex,
+              pullFixture: () => (fixture ??= startPullFixture(join(dir, 'pull'), sizes.pullLayers, sizes.pullLayerSize)),
+            };
+            await resetPeakRss(target.storePid);
+            const m = await result.row.measure(ctx);
+            const rss = await peakRss(target.storePid);
+            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [] });
+            samples.values.push(m.value);
+            samples.seconds.push(m.seconds);
+            samples.peakRss.push(rss);
+            process.stderr.write(
+              `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
+            );
+          };
+          if (result.row.fresh) {
+            await targets.withFresh(name, (target, client) => measureOn(target, client, {}));
+          } else {
+            const { target, client, state } = await targets.shared(name);
+            await measureOn(target, client, state);
+          }
+        }
+      }
+    }
+  } finally {
+    await targets.stopAll();
+    if (fixture) await (await fixture.catch(() => undefined))?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const input = { machine: machine(), command: `node dist/bench/main.js ${process.argv.slice(2).join(' ')}`.trim(), runs: flags.runs, sizes, results };
+  process.stdout.write(flags.json ? `${JSON.stringify(toJson(input), null, 2)}\n` : `${toTable(input)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,100 @@
+import { MiB } from './data';
+import { MEMORY_ROWS, RSS_LIMIT, type Row, type Sizes } from './rows';
+import type { TargetName } from './targets';
+
+/** Every measurement of one row on one target. */
+export interface Samples {
+  values: number[];
+  seconds: number[];
+  /** Peak RSS of the content store's process during each run, bytes. */
+  peakRss: number[];
+}
+
+export interface RowResult {
+  row: Row;
+  samples: Partial<Record<TargetName, Samples>>;
+}
+
+export interface ReportInput {
+  machine: string;
+  command: string;
+  runs: number;
+  sizes: Sizes;
+  results: RowResult[];
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function summary(samples: Samples | undefined) {
+  if (!samples || samples.values.length === 0) return undefined;
+  return { median: median(samples.values), runs: samples.values, seconds: samples.seconds, peakRssBytes: Math.max(...samples.peakRss) };
+}
+
+/** this store ÷ containerd's own store, on medians. */
+function ratio(result: RowResult, target: 'direct' | 'proxy'): number | undefined {
+  const ours = summary(result.samples[target]);
+  const theirs = summary(result.samples.containerd);
+  return ours && theirs ? ours.median / theirs.median : undefined;
+}
+
+export function toJson(input: ReportInput): unknown {
+  return {
+    machine: input.machine,
+    command: input.command,
+    runs: input.runs,
+    sizes: input.sizes,
+    rssLimitBytes: RSS_LIMIT,
+    rows: input.results.map((result) => ({
+      id: result.row.id,
+      title: result.row.title(input.sizes),
+      unit: result.row.unit,
+      targets: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summary(samples)])),
+      ratios: { direct: ratio(result, 'direct') ?? null, proxy: ratio(result, 'proxy') ?? null },
+      goals: result.row.goals,
+    })),
+  };
+}
+
+const fixed = (value: number | undefined, digits: number): string => (value === undefined ? '–' : value.toFixed(digits));
+
+function ratioCell(result: RowResult, target: 'direct' | 'proxy'): string {
+  const value = ratio(result, target);
+  const goal = result.row.goals[target];
+  if (value === undefined) return '–';
+  if (goal === undefined) return `${value.toFixed(2)}×`;
+  return `${value.toFixed(2)}× ${value >= goal ? 'ok' : 'MISS'} (≥${goal})`;
+}
+
+function rssCell(result: RowResult): string {
+  const cells = (['direct', 'containerd', 'proxy'] as const).map((t) => {
+    const s = summary(result.samples[t]);
+    return s ? (s.peakRssBytes / MiB).toFixed(0) : '–';
+  });
+  if (!MEMORY_ROWS.includes(result.row.id)) return cells.join(' / ');
+  const ours = (['direct', 'proxy'] as const).map((t) => summary(result.samples[t])?.peakRssBytes ?? 0);
+  return `${cells.join(' / ')} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
+}
+
+/** A plain-text table; values are medians of the runs. */
+export function toTable(input: ReportInput): string {
+  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p'];
+  const lines = input.results.map((result) => {
+    const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
+    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [
+    `machine: ${input.machine}`,
+    `command: ${input.command}`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin; peak RSS is the content store's process (contentd for direct and proxy)`,
+    '',
+    format(header),
+    `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...lines.map(format),
+  ].join('\n');
+}

@@ -1,0 +1,245 @@
+import type { BenchClient } from './client';
+import { MiB, smallBlob, SyntheticBlob } from './data';
+import type { PullFixture } from './pull';
+import type { Target, TargetName } from './targets';
+
+/** How big each row's work is: the issue's figures, or tiny ones for --quick. */
+export interface Sizes {
+  bigBlob: number;
+  /** The blob of the memory rows: RSS must not grow with blob size. */
+  hugeBlob: number;
+  smallBlobs: number;
+  smallBlob: number;
+  infoCalls: number;
+  /** Requests in flight at once in the small-blob rows. */
+  concurrency: number;
+  /** Layers of the pulled image, and bytes of file content in each. */
+  pullLayers: number;
+  pullLayerSize: number;
+}
+
+export const FULL_SIZES: Sizes = {
+  bigBlob: 512 * MiB,
+  hugeBlob: 1024 * MiB,
+  smallBlobs: 2000,
+  smallBlob: 4096,
+  infoCalls: 10_000,
+  concurrency: 8,
+  pullLayers: 3,
+  pullLayerSize: 50 * MiB,
+};
+
+export const QUICK_SIZES: Sizes = {
+  bigBlob: 3 * MiB + 1234,
+  hugeBlob: 4 * MiB,
+  smallBlobs: 20,
+  smallBlob: 4096,
+  infoCalls: 50,
+  concurrency: 4,
+  pullLayers: 2,
+  pullLayerSize: MiB,
+};
+
+/** What earlier rows left in a target for later rows to read. */
+export interface TargetState {
+  big?: SyntheticBlob;
+  huge?: SyntheticBlob;
+  small?: string[];
+}
+
+export interface RowContext {
+  target: Target;
+  client: BenchClient;
+  namespace: string;
+  sizes: Sizes;
+  state: TargetState;
+  /** Unique per measurement: every ingest writes new content. */
+  seed: number;
+  pullFixture(): Promise<PullFixture>;
+}
+
+export interface Measurement {
+  /** In the row's unit; higher is better. */
+  value: number;
+  seconds: number;
+}
+
+export interface Row {
+  id: string;
+  title(sizes: Sizes): string;
+  unit: string;
+  targets: readonly TargetName[];
+  /** Each run gets a newly started target (a pull must not find its content already there). */
+  fresh?: boolean;
+  /** The issue's minimum ratios against containerd's own store. */
+  goals: Partial<Record<'direct' | 'proxy', number>>;
+  measure(ctx: RowContext): Promise<Measurement>;
+}
+
+const ALL: readonly TargetName[] = ['direct', 'containerd', 'proxy'];
+const THROUGH_CONTAINERD = 0.9;
+
+/** A size as people write it: 512 MiB, 4 KiB, 3.0 MiB. */
+export function size(bytes: number): string {
+  const units: Array<[string, number]> = [['GiB', 1 << 30], ['MiB', MiB], ['KiB', 1024]];
+  for (const [unit, scale] of units) {
+    if (bytes >= scale) return Number.isInteger(bytes / scale) ? `${bytes / scale} ${unit}` : `${(bytes / scale).toFixed(1)} ${unit}`;
+  }
+  return `${bytes} B`;
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** Runs fn over items with at most limit calls in flight. */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      await fn(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<Measurement> {
+  const blob = SyntheticBlob.of(bytes, ctx.seed);
+  const seconds = await timed(() => ctx.client.ingest(`bench-${key}-${ctx.seed}`, blob.size, blob.digest, blob.pages()));
+  ctx.state[key] = blob;
+  return { value: bytes / MiB / seconds, seconds };
+}
+
+/** Reads a whole blob through one ReaderAt in chunk-sized ReadAt calls, as containerd's unpack does. */
+async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number, chunk: number): Promise<Measurement> {
+  if (!ctx.state[key]) await ingest(ctx, key, bytes);
+  const blob = ctx.state[key]!;
+  const buffer = Buffer.allocUnsafe(chunk);
+  const seconds = await timed(async () => {
+    const reader = await ctx.client.readerAt(blob.digest);
+    for (let offset = 0; offset < reader.size; ) {
+      const n = await reader.readAt(buffer.subarray(0, Math.min(chunk, reader.size - offset)), offset);
+      if (n === 0) throw new Error(`short read of ${blob.digest} at ${offset}`);
+      offset += n;
+    }
+  });
+  return { value: blob.size / MiB / seconds, seconds };
+}
+
+async function commitSmall(ctx: RowContext): Promise<Measurement> {
+  const blobs = Array.from({ length: ctx.sizes.smallBlobs }, () => smallBlob(ctx.sizes.smallBlob));
+  const seconds = await timed(() =>
+    inParallel(blobs, ctx.sizes.concurrency, (blob, i) => ctx.client.ingest(`bench-small-${ctx.seed}-${i}`, blob.data.length, blob.digest, [blob.data])),
+  );
+  ctx.state.small = blobs.map((b) => b.digest);
+  return { value: blobs.length / seconds, seconds };
+}
+
+async function smallDigests(ctx: RowContext): Promise<string[]> {
+  if (!ctx.state.small) await commitSmall(ctx);
+  return ctx.state.small!;
+}
+
+export const ROWS: readonly Row[] = [
+  {
+    id: 'ingest',
+    title: (s) => `ingest ${size(s.bigBlob)}, 1 MiB writes`,
+    unit: 'MiB/s',
+    targets: ALL,
+    goals: { direct: 2.0, proxy: THROUGH_CONTAINERD },
+    measure: (ctx) => ingest(ctx, 'big', ctx.sizes.bigBlob),
+  },
+  {
+    id: 'read-1m',
+    title: (s) => `read ${size(s.bigBlob)}, 1 MiB ReadAt`,
+    unit: 'MiB/s',
+    targets: ALL,
+    goals: { direct: 2.0, proxy: THROUGH_CONTAINERD },
+    measure: (ctx) => readBlob(ctx, 'big', ctx.sizes.bigBlob, MiB),
+  },
+  {
+    id: 'read-32k',
+    title: (s) => `read ${size(s.bigBlob)}, 32 KiB ReadAt`,
+    unit: 'MiB/s',
+    targets: ALL,
+    goals: { direct: 1.5, proxy: THROUGH_CONTAINERD },
+    measure: (ctx) => readBlob(ctx, 'big', ctx.sizes.bigBlob, 32 * 1024),
+  },
+  {
+    id: 'commit-4k',
+    title: (s) => `commit ${s.smallBlobs} × ${size(s.smallBlob)} blobs`,
+    unit: 'blobs/s',
+    targets: ALL,
+    goals: { direct: 2.0, proxy: THROUGH_CONTAINERD },
+    measure: commitSmall,
+  },
+  {
+    id: 'info',
+    title: () => 'Info',
+    unit: 'calls/s',
+    targets: ALL,
+    goals: { direct: 1.5, proxy: THROUGH_CONTAINERD },
+    measure: async (ctx) => {
+      const digests = await smallDigests(ctx);
+      const calls = Array.from({ length: ctx.sizes.infoCalls }, (_, i) => digests[i % digests.length]!);
+      const seconds = await timed(() => inParallel(calls, ctx.sizes.concurrency, async (digest) => void (await ctx.client.info(digest))));
+      return { value: calls.length / seconds, seconds };
+    },
+  },
+  {
+    id: 'read-4k',
+    title: (s) => `read ${size(s.smallBlob)} blobs (Info + Read)`,
+    unit: 'blobs/s',
+    targets: ALL,
+    goals: { proxy: THROUGH_CONTAINERD },
+    measure: async (ctx) => {
+      const digests = await smallDigests(ctx);
+      const seconds = await timed(() =>
+        inParallel(digests, ctx.sizes.concurrency, async (digest) => {
+          const reader = await ctx.client.readerAt(digest);
+          await reader.readAt(Buffer.allocUnsafe(reader.size), 0);
+        }),
+      );
+      return { value: digests.length / seconds, seconds };
+    },
+  },
+  {
+    id: 'ingest-1g',
+    title: (s) => `ingest ${size(s.hugeBlob)} (memory)`,
+    unit: 'MiB/s',
+    targets: ALL,
+    goals: {},
+    measure: (ctx) => ingest(ctx, 'huge', ctx.sizes.hugeBlob),
+  },
+  {
+    id: 'read-1g',
+    title: (s) => `read ${size(s.hugeBlob)}, 1 MiB ReadAt (memory)`,
+    unit: 'MiB/s',
+    targets: ALL,
+    goals: {},
+    measure: (ctx) => readBlob(ctx, 'huge', ctx.sizes.hugeBlob, MiB),
+  },
+  {
+    id: 'pull',
+    title: (s) => `ctr images pull + unpack, ${size(s.pullLayers * s.pullLayerSize)} image`,
+    unit: 'MiB/s',
+    targets: ['containerd', 'proxy'],
+    fresh: true,
+    goals: { proxy: 0.95 },
+    measure: async (ctx) => {
+      const fixture = await ctx.pullFixture();
+      const containerd = ctx.target.containerd!;
+      const seconds = await timed(async () => {
+        await containerd.ctrOk(['images', 'pull', '--plain-http', '--snapshotter', containerd.snapshotter, fixture.ref], { namespace: ctx.namespace, timeoutMs: 600_000 });
+      });
+      return { value: fixture.size / MiB / seconds, seconds };
+    },
+  },
+];
+
+/** Peak RSS allowed for the content store while streaming the 1 GiB blob. */
+export const RSS_LIMIT = 200 * MiB;
+export const MEMORY_ROWS = ['ingest-1g', 'read-1g'];
