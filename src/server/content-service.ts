@@ -72,14 +72,12 @@ export function contentService(store: ContentStore, env: HandlerEnv): { definiti
 
 async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestContext, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>): Promise<void> {
   validateDigest(req.digest);
-  if (req.offset < 0) throw invalidArgument(`read offset ${req.offset} must not be negative`);
-  if (req.size < 0) throw invalidArgument(`read size ${req.size} must not be negative`);
   const reader = await store.readerAt(ctx, req.digest);
   try {
-    let offset = req.offset;
+    // As containerd's service: a negative offset reads from the start; a size of 0 or less, or past the end, reads to the end.
+    let offset = Math.max(req.offset, 0);
     if (offset > reader.size) throw outOfRange(`read offset ${offset} is beyond the end of content ${req.digest} (size ${reader.size})`);
-    // size 0 (or past the end) means "to the end", as in containerd's service.
-    const end = req.size === 0 || offset + req.size > reader.size ? reader.size : offset + req.size;
+    const end = req.size <= 0 || offset + req.size > reader.size ? reader.size : offset + req.size;
     while (offset < end && !call.cancelled) {
       const length = Math.min(READ_CHUNK, end - offset);
       const buffer = Buffer.allocUnsafe(length);
@@ -97,7 +95,8 @@ async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestCo
 async function write(store: ContentStore, ctx: RequestContext, call: ServerDuplexStream<WriteContentRequest, WriteContentResponse>): Promise<void> {
   let writer: ContentWriter | undefined;
   call.on('end', () => writer?.drain());
-  call.on('cancelled', () => void writer?.close());
+  // Nobody is left to hear about a failed close on a cancelled stream; it must not become an unhandled rejection.
+  call.on('cancelled', () => void writer?.close().catch(() => undefined));
   try {
     for await (const req of messages(call)) {
       if (!writer) {
