@@ -33,13 +33,27 @@ export interface BlobBackend {
   removeIngest(id: string): Promise<void>;
   listIngests(): Promise<string[]>;
   /**
-   * Makes an ingest's staged bytes the blob for digest, durably and
-   * atomically: readers see the whole blob or nothing.
+   * Makes an ingest's staged bytes the blob for digest, durably (on stable
+   * storage when it returns) and atomically: readers see the whole blob or
+   * nothing. The staged bytes may stay in the ingest too: the store removes
+   * the ingest once the commit is recorded, and deletes the blob again if
+   * recording fails, so a failed commit can be retried. A blob the store has
+   * no record of (left by such a failure) is replaced.
    */
   publish(id: string, digest: string): Promise<void>;
   openBlob(digest: string): Promise<BlobReader>;
   blobSize(digest: string): Promise<number | undefined>;
   deleteBlob(digest: string): Promise<void>;
+  /**
+   * Every stored blob entry, normally as a digest. An entry whose name is not
+   * a valid digest (put there by something else) is listed by its name so
+   * that fsck can report it; quarantine() accepts it.
+   */
   listBlobs(): AsyncIterable<string>;
+  /**
+   * Takes a blob entry out of service without destroying it, for a person to
+   * inspect; returns where it now is.
+   */
+  quarantine(entry: string): Promise<string>;
   close(): Promise<void>;
 }

@@ -1,25 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseDigest } from '../store/digest';
-import { fromSystemError, notFound } from '../store/errors';
+import { fromSystemError, invalidArgument, notFound } from '../store/errors';
 import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 
 /**
  * Blobs as files on a local filesystem: <root>/blobs/<alg>/<hex>, ingests in
- * <root>/ingest/<id>. Both live on the same filesystem so publishing is a
- * rename, which is atomic. Files are created 0600 / directories 0700: the
- * content of private images must not be world-readable.
+ * <root>/ingest/<id>, damaged blobs moved aside to <root>/quarantine. All
+ * live on the same filesystem so publishing is a hard link, which is atomic
+ * and keeps the ingest intact until the store has recorded the commit. Files
+ * are created 0600 / directories 0700: the content of private images must
+ * not be world-readable.
  */
 export class LocalBlobBackend implements BlobBackend {
   private readonly blobsDir: string;
   private readonly ingestDir: string;
+  private readonly quarantineDir: string;
 
   constructor(root: string) {
     this.blobsDir = join(root, 'blobs');
     this.ingestDir = join(root, 'ingest');
+    this.quarantineDir = join(root, 'quarantine');
   }
 
   async init(): Promise<void> {
@@ -90,7 +94,8 @@ export class LocalBlobBackend implements BlobBackend {
   }
 
   async removeIngest(id: string): Promise<void> {
-    await rm(this.ingestPath(id), { force: true });
+    // recursive: a directory someone left in ingest/ must not stop start-up clean-up.
+    await rm(this.ingestPath(id), { force: true, recursive: true });
   }
 
   async listIngests(): Promise<string[]> {
@@ -100,16 +105,20 @@ export class LocalBlobBackend implements BlobBackend {
   async publish(id: string, digest: string): Promise<void> {
     const source = this.ingestPath(id);
     const target = this.blobPath(digest);
-    const handle = await open(source, 'r+');
+    const dir = dirname(target);
+    // Order matters for crash safety: the bytes are on disk before any name
+    // points to them, and the name is on disk before the store records it.
+    await syncPath(source);
+    if (await mkdir(dir, { recursive: true, mode: 0o700 })) await syncPath(this.blobsDir);
     try {
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await link(source, target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e);
+      // The store publishes only digests it has no record of: this is what a failed commit left.
+      await rm(target, { force: true });
+      await link(source, target);
     }
-    await mkdir(join(target, '..'), { recursive: true, mode: 0o700 });
-    await rename(source, target);
-    // The rename is durable only once the directory entry is.
-    await syncDir(join(target, '..'));
+    await syncPath(dir);
   }
 
   async openBlob(digest: string): Promise<BlobReader> {
@@ -132,9 +141,33 @@ export class LocalBlobBackend implements BlobBackend {
   }
 
   async *listBlobs(): AsyncIterable<string> {
-    for (const algorithm of await readdir(this.blobsDir)) {
-      for (const encoded of await readdir(join(this.blobsDir, algorithm))) yield `${algorithm}:${encoded}`;
+    for (const entry of await readdir(this.blobsDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) {
+        yield entry.name;
+        continue;
+      }
+      for (const encoded of await readdir(join(this.blobsDir, entry.name))) yield `${entry.name}:${encoded}`;
     }
+  }
+
+  async quarantine(entry: string): Promise<string> {
+    const source = this.entryPath(entry);
+    await mkdir(this.quarantineDir, { recursive: true, mode: 0o700 });
+    const target = join(this.quarantineDir, `${entry.replace(':', '-')}.${Date.now()}`);
+    await rename(source, target);
+    await syncPath(this.quarantineDir);
+    await syncPath(dirname(source));
+    return target;
+  }
+
+  /** The path of an entry as listBlobs() names it, refusing anything that would leave blobs/. */
+  private entryPath(entry: string): string {
+    const sep = entry.indexOf(':');
+    const parts = sep < 0 ? [entry] : [entry.slice(0, sep), entry.slice(sep + 1)];
+    if (parts.some((part) => part === '' || part === '.' || part === '..' || /[/\0]/.test(part))) {
+      throw invalidArgument(`${JSON.stringify(entry)} is not a blob entry`);
+    }
+    return join(this.blobsDir, ...parts);
   }
 
   async close(): Promise<void> {}
@@ -203,7 +236,8 @@ async function sizeOf(path: string): Promise<number | undefined> {
 /** link() errors meaning "not here" (another filesystem, no hard links, link limit, hardlink protection): copy instead. */
 const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
-async function syncDir(path: string): Promise<void> {
+/** fsync of a file or directory: a directory entry is durable only once its directory is synced. */
+async function syncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerContainerdConfig } from './containerd-config';
 import { registerDu } from './du';
+import { registerFsck } from './fsck';
 import { registerHealth } from './health';
 import { registerImportLocal } from './import-local';
 import { registerInfo } from './info';
@@ -21,6 +22,7 @@ registerHealth(program);
 registerLs(program);
 registerDu(program);
 registerInfo(program);
+registerFsck(program);
 registerContainerdConfig(program);
 registerImportLocal(program);
 

@@ -15,12 +15,17 @@ export function commandConfig(command: Command): Config {
  * the writer, and no lock is taken. Nothing here may write.
  */
 export function withReadOnlyMetadata<T>(config: Config, fn: (db: MetadataDB) => T): T {
-  const path = join(config.root, 'metadata.db');
-  if (!existsSync(path)) throw new Error(`no content store at ${config.root} (${path} does not exist); pass --root or --config`);
-  const db = new MetadataDB(path, { readonly: true });
+  const db = new MetadataDB(existingMetadataPath(config), { readonly: true });
   try {
     return fn(db);
   } finally {
     db.close();
   }
+}
+
+/** The store's metadata database, which a command that inspects a store needs to exist. */
+export function existingMetadataPath(config: Config): string {
+  const path = join(config.root, 'metadata.db');
+  if (!existsSync(path)) throw new Error(`no content store at ${config.root} (${path} does not exist); pass --root or --config`);
+  return path;
 }

@@ -83,6 +83,16 @@ function toInfo(row: RawContentRow): Info {
   };
 }
 
+interface RawBlobRow {
+  digest: string;
+  size: bigint;
+  created_at: bigint;
+}
+
+function toBlob(row: RawBlobRow): BlobRow {
+  return { digest: row.digest, size: Number(row.size), createdAt: row.created_at };
+}
+
 function toIngest(row: RawIngestRow): IngestRow {
   return {
     namespace: row.namespace,
@@ -123,6 +133,12 @@ export class MetadataDB {
       getIngest: big(db.prepare('SELECT * FROM ingests WHERE namespace = ? AND ref = ?')),
       listIngests: big(db.prepare('SELECT * FROM ingests WHERE namespace = ? ORDER BY ref')),
       allIngests: big(db.prepare('SELECT * FROM ingests')),
+      // For consistency checks (fsck, start-up reconciliation).
+      allBlobs: big(db.prepare('SELECT digest, size, created_at FROM blobs ORDER BY digest')),
+      unreferencedBlobs: db.prepare('SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM content c WHERE c.digest = b.digest)').pluck(),
+      danglingContent: db.prepare('SELECT namespace, digest FROM content c WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = c.digest)'),
+      namespacesOf: db.prepare('SELECT namespace FROM content WHERE digest = ? ORDER BY namespace').pluck(),
+      deleteAllContent: db.prepare('DELETE FROM content WHERE digest = ?'),
       insertIngest: db.prepare(
         'INSERT INTO ingests (namespace, ref, id, total, expected, base_digest, started_at, updated_at) VALUES (@namespace, @ref, @id, @total, @expected, @baseDigest, @startedAt, @updatedAt)',
       ),
@@ -169,8 +185,8 @@ export class MetadataDB {
   }
 
   getBlob(digest: string): BlobRow | undefined {
-    const row = this.stmts.getBlob.get(digest) as { digest: string; size: bigint; created_at: bigint } | undefined;
-    return row && { digest: row.digest, size: Number(row.size), createdAt: row.created_at };
+    const row = this.stmts.getBlob.get(digest) as RawBlobRow | undefined;
+    return row && toBlob(row);
   }
 
   insertBlob(digest: string, size: number, at: bigint): void {
@@ -192,6 +208,32 @@ export class MetadataDB {
 
   allIngests(): IngestRow[] {
     return (this.stmts.allIngests.all() as RawIngestRow[]).map(toIngest);
+  }
+
+  allBlobs(): BlobRow[] {
+    return (this.stmts.allBlobs.all() as RawBlobRow[]).map(toBlob);
+  }
+
+  /** Blobs no namespace references any more. */
+  unreferencedBlobs(): string[] {
+    return this.stmts.unreferencedBlobs.all() as string[];
+  }
+
+  /** Content rows whose blob row is missing. */
+  danglingContent(): Array<{ namespace: string; digest: string }> {
+    return this.stmts.danglingContent.all() as Array<{ namespace: string; digest: string }>;
+  }
+
+  namespacesOf(digest: string): string[] {
+    return this.stmts.namespacesOf.all(digest) as string[];
+  }
+
+  /** Removes a blob and every namespace's reference to it. */
+  forgetBlob(digest: string): void {
+    this.transaction(() => {
+      this.stmts.deleteAllContent.run(digest);
+      this.stmts.deleteBlob.run(digest);
+    });
   }
 
   insertIngest(row: IngestRow): void {

@@ -31,11 +31,18 @@ export const invalidArgument = (message: string): StoreError => new StoreError('
 export const outOfRange = (message: string): StoreError => new StoreError('OutOfRange', message);
 export const resourceExhausted = (message: string): StoreError => new StoreError('ResourceExhausted', message);
 
-/** Disk-full conditions become ResourceExhausted so clients can tell them from bugs. */
+/**
+ * Exhausted resources (disk full, as the filesystem or SQLite reports it, or
+ * no file descriptors left) become ResourceExhausted so clients can tell them
+ * from bugs and retry later.
+ */
 export function fromSystemError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') {
     return new StoreError('ResourceExhausted', `no space left on the content store: ${(err as Error).message}`, { cause: err });
+  }
+  if (code === 'EMFILE' || code === 'ENFILE') {
+    return new StoreError('ResourceExhausted', `too many open files: ${(err as Error).message}`, { cause: err });
   }
   return err;
 }

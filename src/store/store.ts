@@ -245,14 +245,25 @@ export class Store implements ContentStore {
         if (row.baseDigest) throw failedPrecondition(`content ${digest} was removed during the ingest`);
         await this.backend.publish(row.id, digest);
       }
-      this.db.transaction(() => {
-        if (!stored) this.db.insertBlob(digest, size, at);
-        this.db.insertContent(ctx.namespace, digest, at, labels);
-        this.db.deleteIngest(ctx.namespace, row.ref);
-      });
+      // Bytes durable first, then the row (synchronous=FULL): a commit that
+      // returns is on disk, and a crash in between leaves only a blob without
+      // a row, which start-up reconciliation removes.
+      try {
+        this.db.transaction(() => {
+          if (!stored) this.db.insertBlob(digest, size, at);
+          this.db.insertContent(ctx.namespace, digest, at, labels);
+          this.db.deleteIngest(ctx.namespace, row.ref);
+        });
+      } catch (e) {
+        // Disk full, say: take the unrecorded blob back out (or leave it to
+        // start-up reconciliation if even that fails); the ingest keeps its bytes for a retry.
+        if (!stored) await this.backend.deleteBlob(digest).catch(() => undefined);
+        throw e;
+      }
       this.progressCache.delete(row.id);
-      if (stored) await this.backend.removeIngest(row.id);
-      else this.observer.blobCommitted(size);
+      // The commit is recorded: a staged copy left behind is reconciliation's to remove, not the client's error.
+      await this.backend.removeIngest(row.id).catch(() => undefined);
+      if (!stored) this.observer.blobCommitted(size);
       return { digest, size, createdAt: at, updatedAt: at, labels };
     });
   }

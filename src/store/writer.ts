@@ -116,11 +116,15 @@ export class IngestWriter implements ContentWriter {
   close(): Promise<void> {
     return this.serial(async () => {
       if (this.closed) return;
-      await this.progress.file?.close();
-      this.progress.file = undefined;
-      this.store.db.updateIngest(this.row);
-      this.store.rememberProgress(this.row.id, this.progress);
-      this.finish();
+      // Whatever fails here (SQLite on a full disk, say), the ref must not stay locked.
+      try {
+        await this.progress.file?.close();
+        this.progress.file = undefined;
+        this.store.db.updateIngest(this.row);
+        this.store.rememberProgress(this.row.id, this.progress);
+      } finally {
+        this.finish();
+      }
     }, true);
   }
 
