@@ -59,6 +59,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 const (
@@ -153,6 +154,16 @@ func (h *harness) storeFn(ctx context.Context, root string) (context.Context, co
 			}
 		}
 		return ctx, nil, nil, err
+	}
+
+	if h.mode != "containerd" {
+		if err := waitServing(ctx, conn); err != nil {
+			conn.Close()
+			if srv != nil {
+				srv.stop()
+			}
+			return ctx, nil, nil, err
+		}
 	}
 
 	cs := proxy.NewContentStore(contentapi.NewContentClient(conn))
@@ -269,6 +280,26 @@ func dial(ctx context.Context, address string, srv *server) (*grpc.ClientConn, e
 		return nil, fmt.Errorf("dial %s: %w", address, err)
 	}
 	return conn, nil
+}
+
+// waitServing polls the gRPC health service until the server reports
+// SERVING: contentd accepts connections while it opens its store and
+// answers UNAVAILABLE until it has.
+func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	client := healthpb.NewHealthClient(conn)
+	for {
+		res, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && res.Status == healthpb.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server not SERVING within %s (last status %v, error %v)", startTimeout, res.GetStatus(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 type server struct {
