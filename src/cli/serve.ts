@@ -36,7 +36,7 @@ export function registerServe(program: Command): void {
           const next = configure();
           logger.level = config.log.level = next.log.level;
           const pending = changedSettings(config, next);
-          logger.info('configuration reloaded', { level: next.log.level });
+          logger.info('configuration reloaded', { logLevel: next.log.level });
           if (pending.length > 0) logger.warn('changed settings take effect only after a restart', { settings: pending.join(',') });
         } catch (e) {
           logger.error('configuration reload failed; nothing changed', { error: e instanceof Error ? e.message : String(e) });

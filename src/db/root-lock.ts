@@ -34,3 +34,16 @@ export function lockRoot(root: string): RootLock {
   }
   return { release: () => db.close() };
 }
+
+/** Like lockRoot, but waits for the holder to finish; onBusy is called once if it has to wait. */
+export async function waitForRootLock(root: string, onBusy: () => void, pollMs = 250): Promise<RootLock> {
+  for (let waited = false; ; waited = true) {
+    try {
+      return lockRoot(root);
+    } catch (e) {
+      if (!(e instanceof RootLockedError)) throw e;
+      if (!waited) onBusy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}

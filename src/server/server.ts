@@ -6,7 +6,7 @@ import type { Logger } from 'winston';
 import { LocalBlobBackend } from '../blobs/local';
 import type { Config } from '../config/config';
 import { MetadataDB } from '../db/metadata';
-import { lockRoot, type RootLock } from '../db/root-lock';
+import { lockRoot, waitForRootLock, type RootLock } from '../db/root-lock';
 import { observeStorage, silentObserver, type StoreObserver } from '../store/observer';
 import { Store } from '../store/store';
 import { ContentService } from '../../generated/containerd/services/content/v1/content';
@@ -37,6 +37,13 @@ const SERVICES: ServiceEntry[] = [
   { name: CONTENT_SERVICE_NAME, definition: ContentService, implement: (store, env) => contentService(store, env).implementation },
 ];
 
+export interface OpenOptions {
+  /** Receives the store's metrics hooks; storage failures are reported to it too. */
+  observer?: StoreObserver;
+  /** Wait for the root's lock instead of failing with RootLockedError (the server waits; offline commands should not). */
+  waitForLock?: boolean;
+}
+
 /**
  * Opens the store for reading and writing, as its one writer: takes the
  * root's lock (RootLockedError while a server or another offline command
@@ -45,10 +52,13 @@ const SERVICES: ServiceEntry[] = [
 export async function openStore(
   config: Config,
   logger: Logger,
-  observer: StoreObserver = silentObserver,
+  options: OpenOptions = {},
 ): Promise<{ store: Store; db: MetadataDB; backend: LocalBlobBackend; lock: RootLock }> {
+  const observer = options.observer ?? silentObserver;
   await mkdir(config.root, { recursive: true, mode: 0o700 });
-  const lock = lockRoot(config.root);
+  const lock = options.waitForLock
+    ? await waitForRootLock(config.root, () => logger.warn('another contentd process holds the store; waiting for it to finish', { root: config.root }))
+    : lockRoot(config.root);
   try {
     const db = observeStorage(new MetadataDB(join(config.root, 'metadata.db')), 'sqlite', observer);
     const backend = observeStorage(new LocalBlobBackend(config.root), 'blobs', observer);
@@ -110,7 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       server.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
     );
     await setSocketAccess(address, config.grpc.socketMode, config.grpc.uid, config.grpc.gid);
-    opened = await openStore(config, logger, metrics);
+    opened = await openStore(config, logger, { observer: metrics, waitForLock: true });
   } catch (e) {
     server.forceShutdown();
     await endpoint?.close();
