@@ -12,4 +12,5 @@ protoc \
   --ts_proto_opt=outputServices=grpc-js,env=node,useDate=false,esModuleInterop=true,forceLong=number,oneof=unions \
   -I protos -I /usr/include \
   protos/containerd/services/content/v1/content.proto \
-  protos/containerd/services/leases/v1/leases.proto
+  protos/containerd/services/leases/v1/leases.proto \
+  protos/contentd/services/gc/v1/gc.proto

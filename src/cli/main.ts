@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerContainerdConfig } from './containerd-config';
-import { registerDu } from './du';
 import { registerFsck } from './fsck';
+import { registerGc } from './gc';
+import { registerDu } from './du';
 import { registerHealth } from './health';
 import { registerImportLocal } from './import-local';
 import { registerInfo } from './info';
@@ -23,6 +24,7 @@ registerLs(program);
 registerDu(program);
 registerInfo(program);
 registerFsck(program);
+registerGc(program);
 registerContainerdConfig(program);
 registerImportLocal(program);
 

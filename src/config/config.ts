@@ -22,6 +22,8 @@ export interface Config {
   namespaces: { policy: 'shared' | 'isolated' };
   limits: { maxActiveIngests: number; maxBlobSize: number };
   metrics: { address: string };
+  /** Garbage collection of namespaced clients' content (src/store/gc.ts); durations in milliseconds. */
+  gc: { interval: number; deletionThreshold: number; ingestExpiry: number };
 }
 
 export const DEFAULT_ROOT = 'data';
@@ -39,6 +41,7 @@ export function defaultConfig(): Config {
     namespaces: { policy: 'shared' },
     limits: { maxActiveIngests: 0, maxBlobSize: 0 },
     metrics: { address: '' },
+    gc: { interval: 10 * 60_000, deletionThreshold: 100, ingestExpiry: 24 * 3_600_000 },
   };
 }
 
@@ -81,14 +84,29 @@ function mode(t: Table, key: string, where: string): number | undefined {
   return parseInt(v, 8);
 }
 
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go-style duration ("90s", "1h30m", "500ms", "0") in milliseconds. */
+function duration(t: Table, key: string, where: string): number | undefined {
+  const v = str(t, key, where);
+  if (v === undefined) return undefined;
+  if (v === '0') return 0;
+  const parts = [...v.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== v) {
+    throw new ConfigError(`${where}.${key} must be a duration such as "90s", "10m" or "24h"`);
+  }
+  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0));
+}
+
 /** Every key the loader accepts, by section ('' for top level); config.example.toml must document each (test/config.test.ts). */
 export const KNOWN: Record<string, readonly string[]> = {
-  '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics'],
+  '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics', 'gc'],
   grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size'],
   log: ['level', 'format'],
   namespaces: ['policy'],
   limits: ['max_active_ingests', 'max_blob_size'],
   metrics: ['address'],
+  gc: ['interval', 'deletion_threshold', 'ingest_expiry'],
 };
 
 function rejectUnknown(t: Table, section: string): void {
@@ -114,7 +132,8 @@ export function loadConfig(file?: string): Config {
   const namespaces = table(doc.namespaces, 'namespaces');
   const limits = table(doc.limits, 'limits');
   const metrics = table(doc.metrics, 'metrics');
-  for (const [name, t] of Object.entries({ grpc, log, namespaces, limits, metrics })) rejectUnknown(t, name);
+  const gc = table(doc.gc, 'gc');
+  for (const [name, t] of Object.entries({ grpc, log, namespaces, limits, metrics, gc })) rejectUnknown(t, name);
 
   const root = str(doc, 'root', 'root');
   if (root !== undefined) {
@@ -134,6 +153,9 @@ export function loadConfig(file?: string): Config {
   config.limits.maxActiveIngests = int(limits, 'max_active_ingests', 'limits') ?? 0;
   config.limits.maxBlobSize = int(limits, 'max_blob_size', 'limits') ?? 0;
   config.metrics.address = str(metrics, 'address', 'metrics') ?? '';
+  config.gc.interval = duration(gc, 'interval', 'gc') ?? config.gc.interval;
+  config.gc.deletionThreshold = int(gc, 'deletion_threshold', 'gc') ?? config.gc.deletionThreshold;
+  config.gc.ingestExpiry = duration(gc, 'ingest_expiry', 'gc') ?? config.gc.ingestExpiry;
   return config;
 }
 

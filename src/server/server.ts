@@ -10,7 +10,12 @@ import { lockRoot, waitForRootLock, type RootLock } from '../db/root-lock';
 import { observeStorage, silentObserver, type StoreObserver } from '../store/observer';
 import { Store } from '../store/store';
 import { ContentService } from '../../generated/containerd/services/content/v1/content';
+import { LeasesService } from '../../generated/containerd/services/leases/v1/leases';
+import { GarbageCollectorService } from '../../generated/contentd/services/gc/v1/gc';
+import { Collector, GcScheduler } from '../store/gc';
 import { CONTENT_SERVICE_NAME, contentService } from './content-service';
+import { GC_SERVICE_NAME, gcService } from './gc-service';
+import { LEASES_SERVICE_NAME, leasesService } from './leases-service';
 import type { HandlerEnv } from './handlers';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './metrics';
 import { reconcile } from './reconcile';
@@ -29,12 +34,14 @@ interface ServiceEntry {
   /** Full gRPC name, as the health service reports it. */
   name: string;
   definition: ServiceDefinition;
-  implement(store: Store, env: HandlerEnv): UntypedServiceImplementation;
+  implement(store: Store, env: HandlerEnv, gc: GcScheduler): UntypedServiceImplementation;
 }
 
 /** Every gRPC service contentd serves (besides health): the one list to extend. */
 const SERVICES: ServiceEntry[] = [
   { name: CONTENT_SERVICE_NAME, definition: ContentService, implement: (store, env) => contentService(store, env).implementation },
+  { name: LEASES_SERVICE_NAME, definition: LeasesService, implement: (store, env, gc) => leasesService(store.leases, gc, env) },
+  { name: GC_SERVICE_NAME, definition: GarbageCollectorService, implement: (_store, env, gc) => gcService(gc, env) },
 ];
 
 export interface OpenOptions {
@@ -131,9 +138,26 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     metrics.setBlobTotals(db.blobTotals());
     metrics.watchIngests(() => store.activeIngests);
   }
+  const gc = new GcScheduler(new Collector(store, { ingestExpiryMs: config.gc.ingestExpiry }), store, {
+    intervalMs: config.gc.interval,
+    deletionThreshold: config.gc.deletionThreshold,
+    // Quiet when a scheduled pass finds nothing to do.
+    onReport: (report, reason) =>
+      logger.log(report.blobs.length + report.content.length + report.ingests.length + report.leases.length > 0 ? 'info' : 'debug', 'garbage collected', {
+        reason,
+        content: report.content.length,
+        ingests: report.ingests.length,
+        leases: report.leases.length,
+        blobs: report.blobs.length,
+        bytes: report.bytesReclaimed,
+        durationMs: Math.round(report.durationMs),
+      }),
+    onError: (error, reason) => logger.error('garbage collection failed', { reason, error: error instanceof Error ? error.message : String(error) }),
+  });
+  gc.start();
   for (const service of SERVICES) {
     server.removeService(service.definition);
-    server.addService(service.definition, service.implement(store, env));
+    server.addService(service.definition, service.implement(store, env, gc));
   }
   setHealth('SERVING');
   logger.info('serving', { address, root: config.root });
@@ -152,6 +176,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           resolve();
         });
       });
+      await gc.stop();
       await store.closeWriters();
       await backend.close();
       db.close();

@@ -10,6 +10,7 @@ const CODES: Record<ErrorKind, status> = {
   InvalidArgument: status.INVALID_ARGUMENT,
   OutOfRange: status.OUT_OF_RANGE,
   ResourceExhausted: status.RESOURCE_EXHAUSTED,
+  NotImplemented: status.UNIMPLEMENTED,
 };
 
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {

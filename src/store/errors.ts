@@ -10,7 +10,8 @@ export type ErrorKind =
   | 'Unavailable'
   | 'InvalidArgument'
   | 'OutOfRange'
-  | 'ResourceExhausted';
+  | 'ResourceExhausted'
+  | 'NotImplemented';
 
 export class StoreError extends Error {
   constructor(
@@ -30,6 +31,7 @@ export const unavailable = (message: string): StoreError => new StoreError('Unav
 export const invalidArgument = (message: string): StoreError => new StoreError('InvalidArgument', message);
 export const outOfRange = (message: string): StoreError => new StoreError('OutOfRange', message);
 export const resourceExhausted = (message: string): StoreError => new StoreError('ResourceExhausted', message);
+export const notImplemented = (message: string): StoreError => new StoreError('NotImplemented', message);
 
 /**
  * Exhausted resources (disk full, as the filesystem or SQLite reports it, or

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { BlobBackend } from '../blobs/backend';
+import { LeaseDB } from '../db/leases';
 import type { IngestRow, MetadataDB } from '../db/metadata';
 import { nowNs } from './clock';
 import { newHash, validateDigest } from './digest';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, resourceExhausted } from './errors';
 import { infoAdaptor, parseFilters, statusAdaptor } from './filters';
+import { LeaseManager } from './leases';
 import { KeyedMutex, RefLocks } from './locks';
 import { silentObserver, type StoreObserver } from './observer';
 import type { BlobReader, ContentStore, ContentWriter, Info, Labels, RequestContext, Status, WriterOptions } from './types';
@@ -34,6 +36,9 @@ const PROGRESS_CACHE_SIZE = 1024;
  */
 export class Store implements ContentStore {
   readonly observer: StoreObserver;
+  readonly leases: LeaseManager;
+  /** Called after each namespaced Delete, so the collector (src/store/gc.ts) can run after a threshold. */
+  onDeletion: () => void = () => undefined;
   private readonly locks = new RefLocks();
   private readonly digestMutex = new KeyedMutex();
   private readonly progressCache = new Map<string, { hash: IngestProgress['hash']; offset: number }>();
@@ -47,6 +52,7 @@ export class Store implements ContentStore {
   ) {
     this.observer = options.observer ?? silentObserver;
     this.policy = options.namespacePolicy ?? 'shared';
+    this.leases = new LeaseManager(new LeaseDB(db.db), db);
   }
 
   get activeIngests(): number {
@@ -103,6 +109,18 @@ export class Store implements ContentStore {
 
   async delete(ctx: RequestContext, digest: string): Promise<void> {
     validateDigest(digest);
+    if (ctx.namespace) {
+      // As containerd's metadata store: a namespace's Delete removes its row;
+      // the collector removes the bytes once no namespace references them.
+      this.db.transaction(() => {
+        if (!this.db.getContent(ctx.namespace, digest)) throw notFound(`content ${digest}: not found`);
+        this.db.deleteContent(ctx.namespace, digest);
+        this.leases.releaseContent(ctx, digest);
+      });
+      this.onDeletion();
+      return;
+    }
+    // The global namespace behaves like containerd's local store: Delete removes the bytes at once.
     await this.digestMutex.run(digest, async () => {
       const blob = this.db.getBlob(digest);
       const remaining = this.db.transaction(() => {
@@ -148,7 +166,10 @@ export class Store implements ContentStore {
 
     const holder = await this.locks.acquire(lockKey(ctx.namespace, ref), ref);
     try {
-      if (expected && this.db.getContent(ctx.namespace, expected)) throw alreadyExists(`content ${expected}: already exists`);
+      if (expected && this.db.getContent(ctx.namespace, expected)) {
+        this.leases.holdContent(ctx, expected);
+        throw alreadyExists(`content ${expected}: already exists`);
+      }
       let row = this.db.getIngest(ctx.namespace, ref);
       if (row && total > 0 && row.total > 0 && row.total !== total) {
         // containerd discards an ingest whose declared size changed.
@@ -158,7 +179,9 @@ export class Store implements ContentStore {
       const progress = row ? await this.resumeProgress(row) : undefined;
       if (!row) {
         const now = nowNs();
-        const base = expected && this.policy === 'shared' ? this.db.getBlob(expected) : undefined;
+        // containerd shares only when the declared size (if any) matches the stored blob.
+        const stored = expected && this.policy === 'shared' ? this.db.getBlob(expected) : undefined;
+        const base = stored && (total === 0 || total === stored.size) ? stored : undefined;
         row = {
           namespace: ctx.namespace,
           ref,
@@ -171,6 +194,7 @@ export class Store implements ContentStore {
         };
         this.db.insertIngest(row);
       }
+      this.leases.holdIngest(ctx, ref);
       const writer = new IngestWriter(this, ctx, row, holder, progress ?? (await this.baseProgress(row)), { total, expected });
       this.liveWriters.set(row.id, writer);
       holder.onRelease(() => this.liveWriters.delete(row.id));
@@ -198,6 +222,7 @@ export class Store implements ContentStore {
     if (!row) throw notFound(`ingest ref ${JSON.stringify(ref)}: not found`);
     const holder = await this.locks.acquire(lockKey(ctx.namespace, ref), ref);
     try {
+      this.leases.releaseIngest(ctx, ref);
       await this.removeIngest(ctx.namespace, row);
     } finally {
       holder.release();
@@ -213,8 +238,31 @@ export class Store implements ContentStore {
 
   async removeIngest(namespace: string, row: IngestRow): Promise<void> {
     this.db.deleteIngest(namespace, row.ref);
-    this.progressCache.delete(row.id);
-    await this.backend.removeIngest(row.id);
+    this.leases.forgetIngest(namespace, row.ref);
+    await this.dropIngestFiles(row.id);
+  }
+
+  // ---- used by the collector (src/store/gc.ts) ----
+
+  /** True while a writer holds the ingest: the collector leaves it alone. */
+  ingestInUse(namespace: string, ref: string): boolean {
+    return this.locks.isLocked(lockKey(namespace, ref));
+  }
+
+  /** Removes the staged bytes of an ingest whose row is gone. */
+  async dropIngestFiles(id: string): Promise<void> {
+    this.progressCache.delete(id);
+    await this.backend.removeIngest(id);
+  }
+
+  /** Removes the file of a blob whose row is gone, unless a commit brought it back meanwhile. */
+  async removeBlobFile(digest: string, size: number): Promise<boolean> {
+    return this.digestMutex.run(digest, async () => {
+      if (this.db.getBlob(digest)) return false;
+      await this.backend.deleteBlob(digest);
+      this.observer.blobDeleted(size);
+      return true;
+    });
   }
 
   rememberProgress(id: string, progress: IngestProgress): void {
@@ -235,6 +283,7 @@ export class Store implements ContentStore {
   async commitIngest(ctx: RequestContext, row: IngestRow, digest: string, size: number, labels: Labels): Promise<Info> {
     validateLabels(labels);
     if (this.db.getContent(ctx.namespace, digest)) {
+      this.leases.holdContent(ctx, digest);
       await this.removeIngest(ctx.namespace, row);
       throw alreadyExists(`content ${digest}: already exists`);
     }
@@ -253,6 +302,8 @@ export class Store implements ContentStore {
           if (!stored) this.db.insertBlob(digest, size, at);
           this.db.insertContent(ctx.namespace, digest, at, labels);
           this.db.deleteIngest(ctx.namespace, row.ref);
+          this.leases.releaseIngest(ctx, row.ref);
+          this.leases.holdContent(ctx, digest);
         });
       } catch (e) {
         // Disk full, say: take the unrecorded blob back out (or leave it to
