@@ -138,6 +138,8 @@ async function write(store: ContentStore, ctx: RequestContext, call: ServerDuple
           throw invalidArgument(`unknown write action ${String(req.action)}`);
       }
       await send(call, response);
+      // containerd's service ends the call after a commit, whether or not the client half-closed.
+      if (req.action === WriteAction.COMMIT) return;
     }
   } finally {
     await writer?.close();

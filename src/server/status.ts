@@ -13,13 +13,24 @@ const CODES: Record<ErrorKind, status> = {
   NotImplemented: status.UNIMPLEMENTED,
 };
 
+/**
+ * Messages echo client input (a ref, a filter) and travel in an HTTP/2
+ * trailer: one over the client's header limit (a 100 KiB ref) leaves the call
+ * without a status forever, so details are capped.
+ */
+const MAX_DETAILS = 2048;
+
+function bounded(message: string): string {
+  return message.length > MAX_DETAILS ? `${message.slice(0, MAX_DETAILS)}… (${message.length - MAX_DETAILS} more characters)` : message;
+}
+
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
   const mapped = fromSystemError(err);
   if (mapped instanceof StoreError) {
-    return { code: CODES[mapped.kind], details: mapped.message, metadata: new Metadata() };
+    return { code: CODES[mapped.kind], details: bounded(mapped.message), metadata: new Metadata() };
   }
   const message = mapped instanceof Error ? mapped.message : String(mapped);
-  return { code: status.INTERNAL, details: message, metadata: new Metadata() };
+  return { code: status.INTERNAL, details: bounded(message), metadata: new Metadata() };
 }
 
 export function codeName(code: status): string {

@@ -47,6 +47,10 @@ export function ingestRows(root: string): IngestRecord[] {
   return withMetadata(root, (db) => db.prepare('SELECT namespace, ref, id FROM ingests ORDER BY ref').all() as IngestRecord[]);
 }
 
+export function ingestOf(root: string, ref: string, namespace = ''): IngestRecord | undefined {
+  return ingestRows(root).find((row) => row.ref === ref && row.namespace === namespace);
+}
+
 export function contentRows(root: string, digest: string): Array<{ namespace: string; labels: string }> {
   return withMetadata(root, (db) => db.prepare('SELECT namespace, labels FROM content WHERE digest = ?').all(digest) as Array<{ namespace: string; labels: string }>);
 }
