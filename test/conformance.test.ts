@@ -15,6 +15,7 @@ import {
   CONTENT_SUITE,
   CROSS_NS_ISOLATED,
   CROSS_NS_SHARED,
+  LEASES_SUITE,
   runConformance,
 } from './support/conformance';
 
@@ -155,5 +156,16 @@ describe('containerd content conformance (content/testsuite)', { skip, timeout: 
       serverPerTest: false,
       config: '[namespaces]\npolicy = "isolated"\n',
     });
+  });
+
+  test('leases: containerd\'s leases/proxy and content clients against the Leases service (TestLeases)', { timeout: MODE_TIMEOUT_MS }, async () => {
+    const dir = mkdtempSync(path.join(workDir, 'leases-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, CONTENTD_SERVER_CMD: JSON.stringify([process.execPath, mainJs, 'serve']) };
+    delete env.CONTENTD_MODE;
+    delete env.CONTENTD_ADDRESS;
+    delete env.CONTENTD_SERVER_CONFIG;
+    const res = await runConformance(testBinary, { cwd: dir, env, timeoutMs: MODE_TIMEOUT_MS - 2 * 60_000, test: 'TestLeases' });
+    const problems = conformanceProblems('TestLeases', res, LEASES_SUITE);
+    if (problems) assert.fail(problems);
   });
 });

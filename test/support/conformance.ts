@@ -29,6 +29,16 @@ export const CONTENT_SUITE = [
 ];
 export const CROSS_NS_SHARED = ['CrossNamespaceAppend', 'CrossNamespaceShare'];
 export const CROSS_NS_ISOLATED = ['CrossNamespaceIsolate'];
+/** Subtests of TestLeases (leases_test.go): containerd's lease client against the Leases service. */
+export const LEASES_SUITE = [
+  'CreateListDelete',
+  'Filters',
+  'Resources',
+  'WriteUnderLease',
+  'SyncDeleteCollects',
+  'ExpiredLeaseReleases',
+  'UnknownLeaseIsImplicit',
+];
 
 /** Why the harness cannot be built here, or undefined when it can. */
 export function conformanceMissing(): string | undefined {
@@ -62,7 +72,7 @@ export async function buildConformanceHarness(binary: string): Promise<void> {
 type Outcome = 'PASS' | 'FAIL' | 'SKIP';
 
 export interface ConformanceRun {
-  /** Outcome per subtest of TestContent, by name without the parent prefix. */
+  /** Outcome per subtest of the test run (TestContent by default), by name without the parent prefix. */
   results: Map<string, Outcome>;
   /** Output lines per subtest. */
   sections: Map<string, string[]>;
@@ -71,17 +81,19 @@ export interface ConformanceRun {
 }
 
 /**
- * Runs TestContent of a built harness. env carries CONTENTD_MODE and
- * CONTENTD_ADDRESS or CONTENTD_SERVER_CMD (see conformance_test.go).
+ * Runs TestContent (or options.test, e.g. TestLeases) of a built harness. env
+ * carries CONTENTD_MODE and CONTENTD_ADDRESS or CONTENTD_SERVER_CMD (see
+ * conformance_test.go).
  */
-export async function runConformance(binary: string, options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<ConformanceRun> {
-  const res = await run(binary, ['-test.v', '-test.count=1', `-test.timeout=${Math.floor(options.timeoutMs / 1000)}s`, '-test.run=^TestContent$'], {
+export async function runConformance(binary: string, options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; test?: string }): Promise<ConformanceRun> {
+  const test = options.test ?? 'TestContent';
+  const res = await run(binary, ['-test.v', '-test.count=1', `-test.timeout=${Math.floor(options.timeoutMs / 1000)}s`, `-test.run=^${test}$`], {
     cwd: options.cwd,
     env: options.env,
     timeoutMs: options.timeoutMs + 30_000,
   });
   const output = res.stdout + res.stderr;
-  return { ...parseGoTest(output, 'TestContent'), output, exit: res.code ?? res.signal ?? 'unknown' };
+  return { ...parseGoTest(output, test), output, exit: res.code ?? res.signal ?? 'unknown' };
 }
 
 /** What went wrong with a run that should have passed exactly the expected subtests, or undefined if nothing did. */
