@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LocalBlobBackend } from '../blobs/local';
+import { openBlobBackend } from '../blobs/open';
 import { MetadataDB } from '../db/metadata';
 import { lockRoot } from '../db/root-lock';
 import { checkStore, type FsckProgress, type FsckReport } from '../store/fsck';
@@ -39,7 +39,7 @@ Exit status: 0 no problems, 1 problems found and all repaired, 4 problems left.`
       // Repairs race with a server's commits and deletes; checking alone does not.
       const lock = flags.repair ? lockRoot(config.root) : undefined;
       const db = new MetadataDB(path, { readonly: !flags.repair });
-      const backend = new LocalBlobBackend(config.root);
+      const backend = await openBlobBackend(config, { exclusive: Boolean(flags.repair) });
       let progress: Progress | undefined;
       let shown = 0;
       const onProgress = (p: FsckProgress): void => {

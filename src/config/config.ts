@@ -24,6 +24,25 @@ export interface Config {
   metrics: { address: string };
   /** Garbage collection of namespaced clients' content (src/store/gc.ts); durations in milliseconds. */
   gc: { interval: number; deletionThreshold: number; ingestExpiry: number };
+  /** Where blob bytes live; metadata, ingest state and leases stay in SQLite under root either way. */
+  blobs: { backend: 'local' | 's3'; s3: S3Config };
+}
+
+/** [blobs.s3]: an S3-compatible bucket (AWS S3, MinIO, Ceph RGW) and the local read cache in front of it. */
+export interface S3Config {
+  /** Empty for AWS itself. */
+  endpoint: string;
+  /** Empty to take it from the AWS environment (us-east-1 with a custom endpoint). */
+  region: string;
+  bucket: string;
+  prefix: string;
+  forcePathStyle: boolean;
+  /** Both empty to use the AWS credential chain (AWS_ACCESS_KEY_ID..., profile, instance role). */
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Empty for <root>/s3-cache. */
+  cacheDir: string;
+  cacheMaxBytes: number;
 }
 
 export const DEFAULT_ROOT = 'data';
@@ -42,6 +61,10 @@ export function defaultConfig(): Config {
     limits: { maxActiveIngests: 0, maxBlobSize: 0 },
     metrics: { address: '' },
     gc: { interval: 10 * 60_000, deletionThreshold: 100, ingestExpiry: 24 * 3_600_000 },
+    blobs: {
+      backend: 'local',
+      s3: { endpoint: '', region: '', bucket: '', prefix: '', forcePathStyle: false, accessKeyId: '', secretAccessKey: '', cacheDir: '', cacheMaxBytes: 10 * 1024 ** 3 },
+    },
   };
 }
 
@@ -77,6 +100,13 @@ function oneOf<T extends string>(t: Table, key: string, where: string, allowed: 
   return v as T;
 }
 
+function bool(t: Table, key: string, where: string): boolean | undefined {
+  const v = t[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new ConfigError(`${where}.${key} must be true or false`);
+  return v;
+}
+
 function mode(t: Table, key: string, where: string): number | undefined {
   const v = str(t, key, where);
   if (v === undefined) return undefined;
@@ -100,13 +130,15 @@ function duration(t: Table, key: string, where: string): number | undefined {
 
 /** Every key the loader accepts, by section ('' for top level); config.example.toml must document each (test/config.test.ts). */
 export const KNOWN: Record<string, readonly string[]> = {
-  '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics', 'gc'],
+  '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics', 'gc', 'blobs'],
   grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size'],
   log: ['level', 'format'],
   namespaces: ['policy'],
   limits: ['max_active_ingests', 'max_blob_size'],
   metrics: ['address'],
   gc: ['interval', 'deletion_threshold', 'ingest_expiry'],
+  blobs: ['backend', 's3'],
+  'blobs.s3': ['endpoint', 'region', 'bucket', 'prefix', 'force_path_style', 'access_key_id', 'secret_access_key', 'cache_dir', 'cache_max_bytes'],
 };
 
 function rejectUnknown(t: Table, section: string): void {
@@ -156,7 +188,32 @@ export function loadConfig(file?: string): Config {
   config.gc.interval = duration(gc, 'interval', 'gc') ?? config.gc.interval;
   config.gc.deletionThreshold = int(gc, 'deletion_threshold', 'gc') ?? config.gc.deletionThreshold;
   config.gc.ingestExpiry = duration(gc, 'ingest_expiry', 'gc') ?? config.gc.ingestExpiry;
+  config.blobs = loadBlobs(table(doc.blobs, 'blobs'), base, config.blobs);
   return config;
+}
+
+function loadBlobs(blobs: Table, base: string, defaults: Config['blobs']): Config['blobs'] {
+  rejectUnknown(blobs, 'blobs');
+  const t = table(blobs.s3, 'blobs.s3');
+  rejectUnknown(t, 'blobs.s3');
+  const where = 'blobs.s3';
+  const backend = oneOf(blobs, 'backend', 'blobs', ['local', 's3'] as const) ?? defaults.backend;
+  const cacheDir = str(t, 'cache_dir', where);
+  const s3: S3Config = {
+    endpoint: str(t, 'endpoint', where) ?? defaults.s3.endpoint,
+    region: str(t, 'region', where) ?? defaults.s3.region,
+    bucket: str(t, 'bucket', where) ?? defaults.s3.bucket,
+    prefix: str(t, 'prefix', where) ?? defaults.s3.prefix,
+    forcePathStyle: bool(t, 'force_path_style', where) ?? defaults.s3.forcePathStyle,
+    accessKeyId: str(t, 'access_key_id', where) ?? defaults.s3.accessKeyId,
+    secretAccessKey: str(t, 'secret_access_key', where) ?? defaults.s3.secretAccessKey,
+    cacheDir: cacheDir ? resolve(base, cacheDir) : defaults.s3.cacheDir,
+    cacheMaxBytes: int(t, 'cache_max_bytes', where) ?? defaults.s3.cacheMaxBytes,
+  };
+  if (s3.endpoint && !URL.canParse(s3.endpoint)) throw new ConfigError(`${where}.endpoint must be a URL such as "https://s3.example.com"`);
+  if (!s3.accessKeyId !== !s3.secretAccessKey) throw new ConfigError(`${where}.access_key_id and ${where}.secret_access_key go together`);
+  if (backend === 's3' && !s3.bucket) throw new ConfigError(`${where}.bucket must be set when blobs.backend is "s3"`);
+  return { backend, s3 };
 }
 
 /** Command-line flags common to every command. */

@@ -3,7 +3,8 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
-import { LocalBlobBackend } from '../blobs/local';
+import type { BlobBackend } from '../blobs/backend';
+import { openBlobBackend } from '../blobs/open';
 import type { Config } from '../config/config';
 import { MetadataDB } from '../db/metadata';
 import { lockRoot, waitForRootLock, type RootLock } from '../db/root-lock';
@@ -60,7 +61,7 @@ export async function openStore(
   config: Config,
   logger: Logger,
   options: OpenOptions = {},
-): Promise<{ store: Store; db: MetadataDB; backend: LocalBlobBackend; lock: RootLock }> {
+): Promise<{ store: Store; db: MetadataDB; backend: BlobBackend; lock: RootLock }> {
   const observer = options.observer ?? silentObserver;
   await mkdir(config.root, { recursive: true, mode: 0o700 });
   const lock = options.waitForLock
@@ -68,8 +69,7 @@ export async function openStore(
     : lockRoot(config.root);
   try {
     const db = observeStorage(new MetadataDB(join(config.root, 'metadata.db')), 'sqlite', observer);
-    const backend = observeStorage(new LocalBlobBackend(config.root), 'blobs', observer);
-    await backend.init();
+    const backend = observeStorage(await openBlobBackend(config, { exclusive: true, logger }), 'blobs', observer);
     await reconcile(db, backend, logger);
     const store = new Store(db, backend, {
       namespacePolicy: config.namespaces.policy,

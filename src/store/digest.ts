@@ -27,6 +27,16 @@ export function parseDigest(value: string): ParsedDigest {
   return { algorithm, encoded };
 }
 
+/** True when value is a digest this store can verify. */
+export function isDigest(value: string): boolean {
+  try {
+    parseDigest(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function validateDigest(value: string): string {
   parseDigest(value);
   return value;

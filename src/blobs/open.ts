@@ -1,0 +1,23 @@
+import type { Logger } from 'winston';
+import type { Config } from '../config/config';
+import type { BlobBackend } from './backend';
+import { LocalBlobBackend } from './local';
+import { S3BlobBackend } from './s3';
+
+export interface OpenBackendOptions {
+  /** The caller holds the root's lock: the backend may clear what only a crashed run of it can have left. */
+  exclusive: boolean;
+  logger?: Logger;
+}
+
+/** The blob backend [blobs] backend selects, ready for use. */
+export async function openBlobBackend(config: Config, options: OpenBackendOptions): Promise<BlobBackend> {
+  if (config.blobs.backend === 's3') {
+    const backend = new S3BlobBackend(config.root, config.blobs.s3);
+    await backend.init(options);
+    return backend;
+  }
+  const backend = new LocalBlobBackend(config.root);
+  await backend.init();
+  return backend;
+}
