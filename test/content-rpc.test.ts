@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Timestamp } from '../generated/google/protobuf/timestamp';
-import { info, list, listMessages, rejectsWith, remove, sha256, update, writeBlob } from './support/client';
-import { blobOnDisk, blobPath, contentRows, modeOf } from './support/disk';
+import { WriteAction } from '../generated/containerd/services/content/v1/content';
+import { info, list, listMessages, rejectsWith, remove, sha256, update, WriteSession, writeBlob } from './support/client';
+import { blobOnDisk, blobPath, contentRows, ingestOf, modeOf } from './support/disk';
 import { serverFixture } from './support/fixture';
 
 const ABSENT = sha256(Buffer.from('never written'));
@@ -155,7 +156,7 @@ describe('List', () => {
 describe('Delete', () => {
   const fx = serverFixture();
 
-  test('removes the row and the blob file', async () => {
+  test('in the global namespace, removes the row and the blob file at once', async () => {
     const { digest, data } = await put(fx, {}, 4096);
     assert.deepEqual(blobOnDisk(fx.server.root, digest), data);
     await remove(fx.client, digest);
@@ -182,15 +183,22 @@ describe('Delete', () => {
 describe('data files', () => {
   const fx = serverFixture();
 
-  test('blobs, metadata.db and their directories are not world-readable', async () => {
+  test('blobs, ingests, metadata.db and their directories are not world-readable; the socket is not world-writable', async () => {
     const { digest } = await put(fx, {}, 10);
     const root = fx.server.root;
-    for (const file of [blobPath(root, digest), join(root, 'metadata.db')]) {
+    const session = new WriteSession(fx.client);
+    await session.send({ action: WriteAction.STAT, ref: 'unfinished' });
+    await session.send({ action: WriteAction.WRITE, offset: 0, data: randomBytes(10) });
+    await session.close();
+    const ingest = ingestOf(root, 'unfinished')!;
+    for (const file of [blobPath(root, digest), join(root, 'ingest', ingest.id), join(root, 'metadata.db')]) {
       assert.ok(statSync(file).isFile());
       assert.equal(modeOf(file) & 0o077, 0, `${file} mode ${modeOf(file).toString(8)}`);
     }
     for (const dir of [join(root, 'blobs'), join(root, 'blobs', 'sha256'), join(root, 'ingest')]) {
       assert.equal(modeOf(dir) & 0o007, 0, `${dir} mode ${modeOf(dir).toString(8)}`);
     }
+    assert.ok(statSync(fx.server.address).isSocket());
+    assert.equal(modeOf(fx.server.address) & 0o007, 0, `socket mode ${modeOf(fx.server.address).toString(8)}`);
   });
 });

@@ -72,6 +72,26 @@ describe('Write', () => {
     assert.deepEqual(JSON.parse(contentRows(fx.server.root, res.digest)[0]!.labels), labels);
   });
 
+  test('oversized labels at COMMIT are INVALID_ARGUMENT and keep the ingest', async () => {
+    const data = randomBytes(30);
+    const session = open();
+    await session.send({ action: STAT, ref: 'big-label' });
+    await session.send({ action: WRITE, offset: 0, data });
+    await rejectsWith(session.send({ action: COMMIT, offset: 30, labels: { key: 'v'.repeat(5000) } }), 'INVALID_ARGUMENT', /label/);
+    assert.equal((await status(fx.client, 'big-label')).offset, 30);
+    await rejectsWith(info(fx.client, sha256(data)), 'NOT_FOUND');
+    assert.deepEqual((await info(fx.client, (await writeBlob(fx.client, 'big-label', data, { labels: { key: 'v' } })).digest)).labels, { key: 'v' });
+  });
+
+  test('an empty blob commits', async () => {
+    const session = open();
+    await session.send({ action: STAT, ref: 'empty', total: 0 });
+    const res = await session.send({ action: COMMIT, offset: 0, expected: sha256(Buffer.alloc(0)) });
+    assert.equal(res.digest, sha256(Buffer.alloc(0)));
+    assert.equal((await info(fx.client, res.digest)).size, 0);
+    assert.deepEqual(blobOnDisk(fx.server.root, res.digest), Buffer.alloc(0));
+  });
+
   test('a size mismatch at COMMIT is FAILED_PRECONDITION and keeps the ingest for a retry', async () => {
     const data = randomBytes(2000);
     const session = open();

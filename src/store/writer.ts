@@ -104,6 +104,8 @@ export class IngestWriter implements ContentWriter {
       if (total > 0 && size !== total) throw failedPrecondition(`unexpected commit size ${size}, expected ${total}`);
       if (expected && digest !== expected) throw failedPrecondition(`unexpected commit digest ${digest}, expected ${expected}`);
       try {
+        // Nothing was ever written: an empty blob still needs its (empty) staged file to publish.
+        if (size === 0 && !this.row.baseDigest) await this.materialize();
         await this.progress.file?.close();
         this.progress.file = undefined;
         return await this.store.commitIngest(this.ctx, this.row, digest, size, labels ?? {});
