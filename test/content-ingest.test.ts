@@ -6,15 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Metadata } from '@grpc/grpc-js';
-import type { Timestamp } from '../generated/google/protobuf/timestamp';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
-import { abort, info, listStatuses, md, rejectsWith, sha256, status, WriteSession, writeBlob } from './support/client';
+import { abort, info, listStatuses, md, rejectsWith, sha256, status, toNs, writeBlob, WriteSession } from './support/client';
 import { blobOnDisk, ingestFiles, ingestOf } from './support/disk';
 import { serverFixture, type Fixture } from './support/fixture';
 
 const { STAT, WRITE, COMMIT } = WriteAction;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const toNs = (t: Timestamp | undefined): bigint => BigInt(t!.seconds) * 1_000_000_000n + BigInt(t!.nanos);
 
 /** Leaves an ingest of `bytes` written bytes behind (the stream half-closes without committing). */
 async function stage(fx: Fixture, ref: string, bytes: Buffer, declared: { total?: number; expected?: string } = {}, metadata?: Metadata): Promise<void> {

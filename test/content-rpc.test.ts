@@ -6,15 +6,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Timestamp } from '../generated/google/protobuf/timestamp';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
-import { info, list, listMessages, rejectsWith, remove, sha256, update, WriteSession, writeBlob } from './support/client';
+import { info, list, listMessages, rejectsWith, remove, sha256, toNs, update, writeBlob, WriteSession } from './support/client';
 import { blobOnDisk, blobPath, contentRows, ingestOf, modeOf } from './support/disk';
 import { serverFixture } from './support/fixture';
 
 const ABSENT = sha256(Buffer.from('never written'));
 
-const toNs = (t: Timestamp | undefined): bigint => BigInt(t!.seconds) * 1_000_000_000n + BigInt(t!.nanos);
 
 let counter = 0;
 /** Commits fresh random bytes; returns the digest. */

@@ -6,13 +6,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { Timestamp } from '../generated/google/protobuf/timestamp';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
-import { info, read, rejectsWith, sha256, status, WriteSession, writeBlob } from './support/client';
+import { info, read, rejectsWith, sha256, status, toNs, writeBlob, WriteSession } from './support/client';
 import { blobOnDisk, blobPath, contentRows, ingestFiles, ingestOf, ingestRows } from './support/disk';
 import { serverFixture } from './support/fixture';
 
-const toNs = (t: Timestamp | undefined): bigint => BigInt(t!.seconds) * 1_000_000_000n + BigInt(t!.nanos);
 
 describe('Write', () => {
   const fx = serverFixture();

@@ -17,6 +17,7 @@ import {
   type WriteContentRequest,
   type WriteContentResponse,
 } from '../../generated/containerd/services/content/v1/content';
+import type { Timestamp } from '../../generated/google/protobuf/timestamp';
 
 /** A typed, promise-based content API client for tests, over a real unix socket. */
 export function contentClient(address: string): ContentClient {
@@ -32,6 +33,9 @@ export function md(namespace?: string, lease?: string): Metadata {
   if (lease) m.set('containerd-lease', lease);
   return m;
 }
+
+/** A protobuf timestamp as nanoseconds since the epoch. */
+export const toNs = (t: Timestamp | undefined): bigint => BigInt(t!.seconds) * 1_000_000_000n + BigInt(t!.nanos);
 
 export const sha256 = (data: Buffer): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
