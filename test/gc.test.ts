@@ -68,21 +68,23 @@ describe('collector: the image graph', () => {
     const index = await put(fx.client, { 'containerd.io/gc.root': '2024-01-01T00:00:00Z', 'containerd.io/gc.ref.content.m.0': manifest.digest });
     const orphan = await put(fx.client, {}, NS, 3000);
     // Not a reference: containerd reads only gc.ref.content exactly or followed by "." or "/".
-    const lookalike = await put(fx.client, { 'containerd.io/gc.ref.contentx': orphan.digest });
+    const lookalike = await put(fx.client, { 'containerd.io/gc.root': 'x', 'containerd.io/gc.ref.contentx': orphan.digest });
     const graph = [index, manifest, config, ...layers];
 
     const dry = await runGc(fx.server.root, { dryRun: true });
     assert.equal(dry.dryRun, true);
-    assert.deepEqual(dry.blobs.map((b) => b.digest).sort(), [orphan.digest, lookalike.digest].sort());
-    assert.equal(dry.bytesReclaimed, 3000 + 512);
+    assert.deepEqual(
+      dry.blobs.map((b) => b.digest),
+      [orphan.digest],
+    );
+    assert.equal(dry.bytesReclaimed, 3000);
     assert.ok(stored(fx.server.root, orphan), 'a dry run removes nothing');
 
     const run = await runGc(fx.server.root);
     assert.equal(run.via.by, 'server');
-    assert.deepEqual(run.content, [orphan, lookalike].map((b) => ({ namespace: 'gc-test', digest: b.digest })).sort((a, b) => a.digest.localeCompare(b.digest)));
-    for (const blob of graph) assert.ok(stored(fx.server.root, blob), `${blob.digest} kept`);
+    assert.deepEqual(run.content, [{ namespace: 'gc-test', digest: orphan.digest }]);
+    for (const blob of [...graph, lookalike]) assert.ok(stored(fx.server.root, blob), `${blob.digest} kept`);
     assert.equal(stored(fx.server.root, orphan), false);
-    assert.equal(stored(fx.server.root, lookalike), false);
     assert.deepEqual(contentRows(fx.server.root, orphan.digest), []);
     await rejectsWith(info(fx.client, orphan.digest, NS), 'NOT_FOUND');
 

@@ -162,6 +162,32 @@ describe('the containerd-lease header on content requests', () => {
     assert.deepEqual(await listResources(leases, NS, lease), [{ type: 'content', id: digest }]);
   });
 
+  test('a commit that finds the content already there leaves the lease holding the content, not the ingest', async () => {
+    const data = randomBytes(100);
+    const digest = sha256(data);
+    await writeBlob(fx.client, unique('ref'), data, { metadata: NS });
+    const lease = unique('late');
+    await createLease(leases, NS, lease);
+    // No expected digest up front: the store learns it exists only at commit.
+    const session = new WriteSession(fx.client, md('leases-test', lease));
+    await rejectsWith(session.send({ action: WriteAction.COMMIT, ref: unique('ref'), offset: 0, data }), 'ALREADY_EXISTS');
+    assert.deepEqual(await listResources(leases, NS, lease), [{ type: 'content', id: digest }]);
+  });
+
+  test('a later expected digest that exists aborts the ingest and takes it out of the lease', async () => {
+    const data = randomBytes(100);
+    const digest = sha256(data);
+    await writeBlob(fx.client, unique('ref'), data, { metadata: NS });
+    const lease = unique('expect');
+    await createLease(leases, NS, lease);
+    const session = new WriteSession(fx.client, md('leases-test', lease));
+    const r = unique('ref');
+    await session.send({ action: WriteAction.WRITE, ref: r, offset: 0, data: data.subarray(0, 10) });
+    assert.deepEqual(await listResources(leases, NS, lease), [{ type: 'ingests', id: r }]);
+    await rejectsWith(session.send({ action: WriteAction.WRITE, offset: 10, data: data.subarray(10), expected: digest }), 'ALREADY_EXISTS');
+    assert.deepEqual(await listResources(leases, NS, lease), []);
+  });
+
   test('Delete and Abort under a lease take the content and the ingest out of that lease', async () => {
     const lease = unique('release');
     await createLease(leases, NS, lease);

@@ -135,7 +135,6 @@ export class MetadataDB {
       allIngests: big(db.prepare('SELECT * FROM ingests')),
       // For consistency checks (fsck, start-up reconciliation).
       allBlobs: big(db.prepare('SELECT digest, size, created_at FROM blobs ORDER BY digest')),
-      unreferencedBlobs: db.prepare('SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM content c WHERE c.digest = b.digest)').pluck(),
       danglingContent: db.prepare('SELECT namespace, digest FROM content c WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = c.digest)'),
       namespacesOf: db.prepare('SELECT namespace FROM content WHERE digest = ? ORDER BY namespace').pluck(),
       deleteAllContent: db.prepare('DELETE FROM content WHERE digest = ?'),
@@ -212,11 +211,6 @@ export class MetadataDB {
 
   allBlobs(): BlobRow[] {
     return (this.stmts.allBlobs.all() as RawBlobRow[]).map(toBlob);
-  }
-
-  /** Blobs no namespace references any more. */
-  unreferencedBlobs(): string[] {
-    return this.stmts.unreferencedBlobs.all() as string[];
   }
 
   /** Content rows whose blob row is missing. */

@@ -5,7 +5,8 @@ import { formatDigest, newHash, parseDigest } from './digest';
 /**
  * Consistency of a store: the bytes in a BlobBackend against the rows in
  * SQLite. Used offline by `contentd fsck` and, without re-hashing, by the
- * start-up reconciliation that clears what a crash left behind.
+ * start-up reconciliation that clears what a crash left behind. A blob no
+ * namespace references is not a problem: it waits for the garbage collector.
  */
 
 export type ProblemKind =
@@ -17,8 +18,6 @@ export type ProblemKind =
   | 'orphan-blob'
   /** Something in the blob store that is not named by a digest. */
   | 'foreign-entry'
-  /** A blob row that no namespace references. */
-  | 'unreferenced'
   /** A namespace's content row whose blob row is gone. */
   | 'dangling-content'
   /** Staged bytes without an ingest row: an ingest that was committed or aborted. */
@@ -38,7 +37,7 @@ export interface Problem {
 }
 
 /** What a crash can leave behind, safe to clear without a person looking. */
-export const CRASH_LEFTOVERS: ReadonlySet<ProblemKind> = new Set<ProblemKind>(['orphan-blob', 'orphan-ingest', 'unreferenced', 'dangling-content', 'broken-ingest']);
+export const CRASH_LEFTOVERS: ReadonlySet<ProblemKind> = new Set<ProblemKind>(['orphan-blob', 'orphan-ingest', 'dangling-content', 'broken-ingest']);
 
 export interface FsckProgress {
   blobsDone: number;
@@ -97,7 +96,6 @@ export async function checkStore(db: MetadataDB, backend: BlobBackend, options: 
     // Committed since the listing began, if it has a row now.
     else if (!db.getBlob(entry)) problems.push({ kind: 'orphan-blob', subject: entry, detail: 'bytes without a blob row (an interrupted commit)' });
   }
-  for (const digest of db.unreferencedBlobs()) problems.push({ kind: 'unreferenced', subject: digest, detail: 'no namespace references it' });
   for (const { namespace, digest } of db.danglingContent()) {
     problems.push({ kind: 'dangling-content', subject: digest, namespace, detail: 'content row without a blob row' });
   }
@@ -142,10 +140,6 @@ async function repair(db: MetadataDB, backend: BlobBackend, problem: Problem, in
       db.forgetBlob(problem.subject);
       return 'removed from every namespace';
     case 'orphan-blob':
-      await backend.deleteBlob(problem.subject);
-      return 'deleted';
-    case 'unreferenced':
-      db.forgetBlob(problem.subject);
       await backend.deleteBlob(problem.subject);
       return 'deleted';
     case 'dangling-content':

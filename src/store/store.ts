@@ -284,6 +284,7 @@ export class Store implements ContentStore {
     validateLabels(labels);
     if (this.db.getContent(ctx.namespace, digest)) {
       this.leases.holdContent(ctx, digest);
+      this.leases.releaseIngest(ctx, row.ref);
       await this.removeIngest(ctx.namespace, row);
       throw alreadyExists(`content ${digest}: already exists`);
     }

@@ -149,6 +149,7 @@ export class IngestWriter implements ContentWriter {
   private async abortLocked(): Promise<void> {
     await this.progress.file?.close();
     this.progress.file = undefined;
+    this.store.leases.releaseIngest(this.ctx, this.row.ref);
     await this.store.removeIngest(this.ctx.namespace, this.row);
     this.finish();
   }
