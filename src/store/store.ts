@@ -282,13 +282,14 @@ export class Store implements ContentStore {
 
   async commitIngest(ctx: RequestContext, row: IngestRow, digest: string, size: number, labels: Labels): Promise<Info> {
     validateLabels(labels);
-    if (this.db.getContent(ctx.namespace, digest)) {
-      this.leases.holdContent(ctx, digest);
-      this.leases.releaseIngest(ctx, row.ref);
-      await this.removeIngest(ctx.namespace, row);
-      throw alreadyExists(`content ${digest}: already exists`);
-    }
+    // Under the digest's lock: two writers of one digest in one namespace may both get this far.
     return this.digestMutex.run(digest, async () => {
+      if (this.db.getContent(ctx.namespace, digest)) {
+        this.leases.holdContent(ctx, digest);
+        this.leases.releaseIngest(ctx, row.ref);
+        await this.removeIngest(ctx.namespace, row);
+        throw alreadyExists(`content ${digest}: already exists`);
+      }
       const at = nowNs();
       const stored = this.db.getBlob(digest);
       if (!stored) {
