@@ -8,8 +8,9 @@ import { BenchClient } from './client';
 import { MiB } from './data';
 import { startPullFixture, type PullFixture } from './pull';
 import { toJson, toTable, type RowResult } from './report';
-import { FULL_SIZES, QUICK_SIZES, ROWS, type RowContext, type TargetState } from './rows';
+import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type TargetState } from './rows';
 import { peakRss, resetPeakRss } from './rss';
+import { S3_ROWS } from './s3';
 import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targets';
 
 /**
@@ -28,6 +29,8 @@ interface Flags {
 }
 
 const NAMESPACE = 'bench';
+/** Every row: the comparisons with containerd, then the s3 backend's. */
+const ROWS = [...STORE_ROWS, ...S3_ROWS];
 
 function list<T extends string>(allowed: readonly T[]) {
   return (value: string): T[] => {
@@ -50,7 +53,7 @@ function parseFlags(argv: string[]): Flags {
     .option('--json', 'print JSON instead of the table', false)
     .option('--runs <n>', 'runs per row; the median is reported', positive, 3)
     .option('--only <rows>', `comma-separated rows: ${ROWS.map((r) => r.id).join(',')}`, list(ROWS.map((r) => r.id)))
-    .option('--targets <targets>', 'comma-separated: direct,containerd,proxy', list(TARGET_NAMES), [...TARGET_NAMES])
+    .option('--targets <targets>', `comma-separated: ${TARGET_NAMES.join(',')}`, list(TARGET_NAMES), [...TARGET_NAMES])
     .option('--profile <dir>', "write contentd's CPU profiles (node --cpu-prof) into dir")
     .parse(argv);
   return program.opts<Flags>();

@@ -70,7 +70,7 @@ function ratioCell(result: RowResult, target: 'direct' | 'proxy'): string {
 }
 
 function rssCell(result: RowResult): string {
-  const cells = (['direct', 'containerd', 'proxy'] as const).map((t) => {
+  const cells = (['direct', 'containerd', 'proxy', 's3'] as const).map((t) => {
     const s = summary(result.samples[t]);
     return s ? (s.peakRssBytes / MiB).toFixed(0) : '–';
   });
@@ -81,17 +81,17 @@ function rssCell(result: RowResult): string {
 
 /** A plain-text table; values are medians of the runs. */
 export function toTable(input: ReportInput): string {
-  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p'];
+  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 's3', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p/s'];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
-    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result)];
+    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), cell('s3'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   return [
     `machine: ${input.machine}`,
     `command: ${input.command}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin; peak RSS is the content store's process (contentd for direct and proxy)`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS is the content store's process (contentd for direct, proxy and s3)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,

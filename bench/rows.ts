@@ -106,7 +106,7 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, i
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<Measurement> {
+export async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<Measurement> {
   const blob = SyntheticBlob.of(bytes, ctx.seed);
   const seconds = await timed(() => ctx.client.ingest(`bench-${key}-${ctx.seed}`, blob.size, blob.digest, blob.pages()));
   ctx.state[key] = blob;
@@ -114,7 +114,7 @@ async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number): Prom
 }
 
 /** Reads a whole blob through one ReaderAt in chunk-sized ReadAt calls, as containerd's unpack does. */
-async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number, chunk: number): Promise<Measurement> {
+export async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number, chunk: number): Promise<Measurement> {
   if (!ctx.state[key]) await ingest(ctx, key, bytes);
   const blob = ctx.state[key]!;
   const buffer = Buffer.allocUnsafe(chunk);

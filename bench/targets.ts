@@ -1,14 +1,17 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentdSnippet, startContainerd, type Containerd } from '../test/support/containerd';
 import { startTestServer, type TestServer } from '../test/support/server';
+import { startS3Target } from './s3';
 
 /**
  * What a row runs against: this server on its own ("direct"), a containerd
  * on its built-in store ("containerd", the baseline), or a containerd using
  * this server as its content proxy plugin ("proxy", configured with the
- * snippet `contentd containerd-config` prints).
+ * snippet `contentd containerd-config` prints), or this server with its blobs
+ * in S3 on a private Ceph RGW ("s3", bench/s3.ts).
  */
-export const TARGET_NAMES = ['direct', 'containerd', 'proxy'] as const;
+export const TARGET_NAMES = ['direct', 'containerd', 'proxy', 's3'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Target {
@@ -59,10 +62,15 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
         },
       };
     }
+    case 's3':
+      return startS3Target((config) => startContentd(options, config));
   }
 }
 
-function startContentd(options: TargetOptions): Promise<TestServer> {
+async function startContentd(options: TargetOptions, config?: string): Promise<TestServer> {
   const env = options.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profileDir}` } : undefined;
-  return startTestServer({ root: join(options.dir, 'contentd'), env });
+  const root = join(options.dir, 'contentd');
+  // The config file is written into the root, so it must exist first.
+  if (config !== undefined) await mkdir(root, { recursive: true, mode: 0o700 });
+  return startTestServer({ root, env, config });
 }
