@@ -1,10 +1,11 @@
 // The s3 blob backend against a real S3 implementation (a private Ceph RGW):
 // a real server over a real socket, the bucket inspected behind its back.
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
@@ -40,11 +41,40 @@ async function readLikeContainerd(client: ReturnType<typeof contentClient>, dige
   return Buffer.concat(parts);
 }
 
+/** Runs `contentd serve` with config until it exits (it should fail to start); returns its exit code and stderr. */
+async function serveFails(config: string): Promise<{ code: number | null; stderr: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'contentd-s3-config-'));
+  try {
+    await writeFile(join(dir, 'config.toml'), config);
+    const res = await run(process.execPath, [CLI, '--root', dir, '--config', join(dir, 'config.toml'), 'serve'], { timeoutMs: 60_000 });
+    return { code: res.code, stderr: res.stderr };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Peak resident memory of a process, in bytes (Linux). */
 function peakRss(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(match![1]) * 1024;
 }
+
+describe('s3 blob backend configuration', () => {
+  test('backend = "s3" without a bucket, or with an unknown key, stops the server at start', async () => {
+    const noBucket = await serveFails('[blobs]\nbackend = "s3"\n');
+    assert.equal(noBucket.code, 1);
+    assert.match(noBucket.stderr, /blobs\.s3\.bucket must be set/);
+    const typo = await serveFails('[blobs]\nbackend = "s3"\n[blobs.s3]\nbuckett = "x"\n');
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /unknown configuration key blobs\.s3\.buckett/);
+  });
+
+  test('an endpoint nobody answers on stops the server at start with an object storage error', async () => {
+    const res = await serveFails('[blobs]\nbackend = "s3"\n[blobs.s3]\nendpoint = "http://127.0.0.1:1"\nbucket = "b"\naccess_key_id = "k"\nsecret_access_key = "s"\n');
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /object storage: bucket b/);
+  });
+});
 
 describe('s3 blob backend (Ceph RGW)', { skip, timeout: 3 * 60_000 }, () => {
   let ceph: CephCluster;
@@ -176,6 +206,12 @@ describe('s3 blob backend (Ceph RGW)', { skip, timeout: 3 * 60_000 }, () => {
     assert.ok(total() <= limit);
   });
 
+  test('a bucket that does not exist stops the server at start', async () => {
+    const res = await serveFails(s3ServerConfig(ceph, { bucket: 'no-such-bucket' }));
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /bucket no-such-bucket does not exist/);
+  });
+
   test('multipart uploads abandoned by a crashed run are aborted at start; others in the bucket are left alone', async () => {
     const bucket = await newBucket(s3);
     const ours = blobKey(sha256(Buffer.from('x')), 'mine/');
@@ -193,21 +229,39 @@ describe('s3 blob backend (Ceph RGW)', { skip, timeout: 3 * 60_000 }, () => {
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: foreign, UploadId: uploads[1]!.id }));
   });
 
-  test('fsck reports a blob whose object was deleted behind the store\'s back', async () => {
+  test('fsck checks the objects themselves, not the cache: a deleted object is missing, an overwritten one corrupt and quarantined', async () => {
     const { server, client, bucket } = await serve();
-    const data = randomBytes(5000);
-    const kept = randomBytes(6000);
-    await writeBlob(client, 'doomed', data);
-    await writeBlob(client, 'kept', kept);
+    const [doomed, damaged, kept] = [randomBytes(5000), randomBytes(3 * MiB), randomBytes(6000)];
+    for (const [i, data] of [doomed, damaged, kept].entries()) await writeBlob(client, `fsck-${i}`, data);
     await server.stop();
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: blobKey(sha256(data)) }));
-    const res = await run(process.execPath, [CLI, '--root', server.root, '--config', join(server.root, 'config.toml'), 'fsck', '--json'], { timeoutMs: 60_000 });
-    assert.equal(res.code, 4, res.stderr);
-    const report = JSON.parse(res.stdout) as { problems: Array<{ kind: string; subject: string }> };
-    assert.deepEqual(
-      report.problems.map((p) => [p.kind, p.subject]),
-      [['missing', sha256(data)]],
-    );
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: blobKey(sha256(doomed)) }));
+    // Same size, other bytes; the server's cache still holds the good copy from the commit.
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: blobKey(sha256(damaged)), Body: randomBytes(damaged.length) }));
+    const fsck = async (...args: string[]) => {
+      const res = await run(process.execPath, [CLI, '--root', server.root, '--config', join(server.root, 'config.toml'), 'fsck', '--json', ...args], { timeoutMs: 120_000 });
+      return { code: res.code, stderr: res.stderr, problems: (JSON.parse(res.stdout) as { problems: Array<{ kind: string; subject: string; repaired?: string }> }).problems };
+    };
+
+    const check = await fsck();
+    assert.equal(check.code, 4, check.stderr);
+    assert.deepEqual(check.problems.map((p) => [p.kind, p.subject]).sort(), [
+      ['corrupt', sha256(damaged)],
+      ['missing', sha256(doomed)],
+    ]);
+
+    const repair = await fsck('--repair');
+    assert.equal(repair.code, 1, repair.stderr);
+    const quarantined = repair.problems.find((p) => p.kind === 'corrupt')?.repaired ?? '';
+    const match = new RegExp(`^moved to s3://${bucket}/(quarantine/sha256-${sha256(damaged).slice(7)}\\.\\d+);`).exec(quarantined);
+    assert.ok(match, quarantined);
+    assert.equal(await objectSize(s3, bucket, match[1]!), damaged.length, 'the damaged bytes are kept for inspection');
+    assert.equal(await objectSize(s3, bucket, blobKey(sha256(damaged))), undefined);
+
+    await server.restart();
+    const after = contentClient(server.address);
+    await rejectsWith(info(after, sha256(damaged)), 'NOT_FOUND');
+    await rejectsWith(info(after, sha256(doomed)), 'NOT_FOUND');
+    assert.ok((await read(after, sha256(kept))).data.equals(kept));
   });
 
   test('memory stays bounded: a 256 MiB blob is written and read with far less resident memory', async () => {

@@ -7,13 +7,15 @@ import { S3BlobBackend } from './s3';
 export interface OpenBackendOptions {
   /** The caller holds the root's lock: the backend may clear what only a crashed run of it can have left. */
   exclusive: boolean;
+  /** Reads must reach the stored bytes themselves, not a cache of them (fsck). */
+  uncached?: boolean;
   logger?: Logger;
 }
 
 /** The blob backend [blobs] backend selects, ready for use. */
 export async function openBlobBackend(config: Config, options: OpenBackendOptions): Promise<BlobBackend> {
   if (config.blobs.backend === 's3') {
-    const backend = new S3BlobBackend(config.root, config.blobs.s3);
+    const backend = new S3BlobBackend(config.root, config.blobs.s3, { privateCache: options.uncached });
     await backend.init(options);
     return backend;
   }

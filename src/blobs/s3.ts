@@ -16,9 +16,10 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat, type FileHandle } from 'node:fs/promises';
+import { rm, stat, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'winston';
@@ -29,6 +30,15 @@ import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 import { FileCache, type StagedFile } from './cache';
 import { LocalBlobBackend } from './local';
+
+export interface S3BackendOptions {
+  /**
+   * Reads go through a small cache of this backend's own, in a temporary
+   * directory removed by close(), instead of the shared one: for fsck, whose
+   * reads must reach the objects themselves, not copies that could hide damage.
+   */
+  privateCache?: boolean;
+}
 
 export interface S3InitOptions {
   /**
@@ -51,6 +61,8 @@ const FETCH_CONCURRENCY = 8;
 const READ_AHEAD = 2;
 /** Sizes remembered so that opening a blob (once per containerd 32 KiB read) needs no request. */
 const SIZES_REMEMBERED = 100_000;
+/** Enough for read-ahead, for a backend reading through a private cache. */
+const PRIVATE_CACHE_BYTES = 64 << 20;
 /** S3's limit for a single-request copy; larger objects are copied in parts. */
 const MAX_SINGLE_COPY = 5 * 1024 ** 3;
 const COPY_PART_SIZE = 1024 ** 3;
@@ -86,10 +98,11 @@ export class S3BlobBackend implements BlobBackend {
   private readonly uploads = new Set<string>();
   private readonly partSlots = new Slots(UPLOAD_CONCURRENCY);
   private readonly fetchSlots = new Slots(FETCH_CONCURRENCY);
+  private readonly privateCache: boolean;
   private logger?: Logger;
   private sweeper?: NodeJS.Timeout;
 
-  constructor(root: string, settings: S3Config) {
+  constructor(root: string, settings: S3Config, options: S3BackendOptions = {}) {
     this.bucket = settings.bucket;
     this.prefix = settings.prefix && !settings.prefix.endsWith('/') ? `${settings.prefix}/` : settings.prefix;
     this.client = new S3Client({
@@ -106,7 +119,10 @@ export class S3BlobBackend implements BlobBackend {
       requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
     });
     this.staging = new LocalBlobBackend(root);
-    this.cache = new FileCache(settings.cacheDir || join(root, 's3-cache'), settings.cacheMaxBytes);
+    this.privateCache = options.privateCache ?? false;
+    this.cache = this.privateCache
+      ? new FileCache(join(tmpdir(), `contentd-cache-${randomUUID()}`), PRIVATE_CACHE_BYTES)
+      : new FileCache(settings.cacheDir || join(root, 's3-cache'), settings.cacheMaxBytes);
   }
 
   async init(options: S3InitOptions): Promise<void> {
@@ -172,7 +188,12 @@ export class S3BlobBackend implements BlobBackend {
     const { size } = await stat(path).catch((e: unknown) => {
       throw fromSystemError(e);
     });
-    await this.upload(digest, size, createReadStream(path, { highWaterMark: 1 << 20 }));
+    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+    try {
+      await this.upload(digest, size, stream);
+    } finally {
+      stream.destroy();
+    }
     return 'copied';
   }
 
@@ -228,6 +249,7 @@ export class S3BlobBackend implements BlobBackend {
     clearInterval(this.sweeper);
     await Promise.all(this.fetching.values());
     this.client.destroy();
+    if (this.privateCache) await rm(this.cache.dir, { recursive: true, force: true });
   }
 
   /** Aborts the multipart uploads under this store's prefix that this process is not running, started at least minAgeMs ago. */
@@ -301,6 +323,9 @@ export class S3BlobBackend implements BlobBackend {
     } catch (e) {
       await Promise.all((warm ?? []).map((staged) => this.cache.discard(staged)));
       throw e;
+    } finally {
+      // A failure leaves the source half read: close it.
+      await parts.return(undefined).catch(() => undefined);
     }
     this.rememberSize(digest, size);
     for (const [index, staged] of (warm ?? []).entries()) {

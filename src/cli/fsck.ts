@@ -39,7 +39,7 @@ Exit status: 0 no problems, 1 problems found and all repaired, 4 problems left.`
       // Repairs race with a server's commits and deletes; checking alone does not.
       const lock = flags.repair ? lockRoot(config.root) : undefined;
       const db = new MetadataDB(path, { readonly: !flags.repair });
-      const backend = await openBlobBackend(config, { exclusive: Boolean(flags.repair) });
+      const backend = await openBlobBackend(config, { exclusive: Boolean(flags.repair), uncached: true });
       let progress: Progress | undefined;
       let shown = 0;
       const onProgress = (p: FsckProgress): void => {
