@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { LeaseDB, LeaseRow } from '../db/leases';
+import type { LeaseDB, LeaseRow, ResourceRow } from '../db/leases';
 import type { MetadataDB } from '../db/metadata';
 import { nowNs } from './clock';
 import { validateDigest } from './digest';
@@ -122,21 +122,11 @@ export class LeaseManager {
   }
 
   addResource(ctx: RequestContext, id: string, resource: LeaseResource): void {
-    const namespace = requireNamespace(ctx);
-    this.meta.transaction(() => {
-      this.mustExist(namespace, id);
-      const key = resourceKey(resource);
-      this.db.addResource({ namespace, lease: id, type: key.type, id: key.id });
-    });
+    this.changeResource(ctx, id, resource, (row) => this.db.addResource(row));
   }
 
   deleteResource(ctx: RequestContext, id: string, resource: LeaseResource): void {
-    const namespace = requireNamespace(ctx);
-    this.meta.transaction(() => {
-      this.mustExist(namespace, id);
-      const key = resourceKey(resource);
-      this.db.deleteResource({ namespace, lease: id, type: key.type, id: key.id });
-    });
+    this.changeResource(ctx, id, resource, (row) => this.db.deleteResource(row));
     this.onDeletion();
   }
 
@@ -189,6 +179,16 @@ export class LeaseManager {
       this.db.insert({ namespace: ctx.namespace, id: ctx.lease, createdAt: nowNs(), labels: { [LABEL_IMPLICIT]: 'true' } });
     }
     return ctx.lease;
+  }
+
+  /** Checks the lease and the resource (in that order, as containerd), then applies change to its row. */
+  private changeResource(ctx: RequestContext, id: string, resource: LeaseResource, change: (row: ResourceRow) => void): void {
+    const namespace = requireNamespace(ctx);
+    this.meta.transaction(() => {
+      this.mustExist(namespace, id);
+      const key = resourceKey(resource);
+      change({ namespace, lease: id, type: key.type, id: key.id });
+    });
   }
 
   private mustExist(namespace: string, id: string): void {

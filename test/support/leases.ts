@@ -12,6 +12,7 @@ import {
   type ListResponse,
   type Resource,
 } from '../../generated/containerd/services/leases/v1/leases';
+import type { GcReport } from '../../src/store/gc';
 import { CLI } from './server';
 
 /** Promise helpers for containerd's Leases service over a real socket, and for `contentd gc`. */
@@ -55,15 +56,11 @@ export function expiresIn(ms: number): Record<string, string> {
   return { 'containerd.io/gc.expire': new Date(Date.now() + ms).toISOString().replace(/\.\d{3}Z$/, 'Z') };
 }
 
-export interface GcRun {
+/** `contentd gc --json`: the collector's report (bigints as strings), and where it ran. */
+export type GcRun = Omit<GcReport, 'startedAt'> & {
+  startedAt: string;
   via: { by: 'server'; address: string } | { by: 'offline' };
-  dryRun: boolean;
-  content: Array<{ namespace: string; digest: string }>;
-  ingests: Array<{ namespace: string; ref: string }>;
-  leases: Array<{ namespace: string; id: string }>;
-  blobs: Array<{ digest: string; size: number }>;
-  bytesReclaimed: number;
-}
+};
 
 /** Runs `contentd gc --json` on a root (asking its server when one runs there). */
 export async function runGc(root: string, options: { dryRun?: boolean; args?: string[] } = {}): Promise<GcRun> {
