@@ -62,6 +62,17 @@ function contentRefs(labels: Labels): string[] {
 
 const key = (namespace: string, id: string): string => `${namespace}\u0000${id}`;
 
+/** File removals in flight at once: a remote backend (S3) answers each one slowly. */
+const FILE_REMOVALS_IN_FLIGHT = 16;
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 interface IngestCandidate {
   namespace: string;
   ref: string;
@@ -118,10 +129,10 @@ export class Collector {
     if (dryRun) {
       bytesReclaimed = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
     } else {
-      for (const ingest of plan.ingests) await this.store.dropIngestFiles(ingest.id);
-      for (const blob of plan.blobs) {
+      await forEachLimited(plan.ingests, FILE_REMOVALS_IN_FLIGHT, (ingest) => this.store.dropIngestFiles(ingest.id));
+      await forEachLimited(plan.blobs, FILE_REMOVALS_IN_FLIGHT, async (blob) => {
         if (await this.store.removeBlobFile(blob.digest, blob.size)) bytesReclaimed += blob.size;
-      }
+      });
       this.store.observer.gcRun(bytesReclaimed);
     }
     const byName = <T>(f: (x: T) => string) => (a: T, b: T) => (f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0);
