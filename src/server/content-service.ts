@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { ServerDuplexStream, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   type ReadContentRequest,
@@ -161,10 +160,20 @@ async function* messages<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGene
   }
 }
 
-/** Writes one message, waiting for the transport when its buffer is full. */
-async function send<T>(call: { write(message: T): boolean; cancelled: boolean } & NodeJS.EventEmitter, message: T): Promise<void> {
+/**
+ * Writes one message and waits until the transport has taken it, so that a
+ * client that stops reading holds up one message (HTTP/2 flow control), not
+ * the stream's whole buffer (16 messages of up to 1 MiB each) per stream.
+ */
+async function send<T>(call: { write(message: T, callback: () => void): boolean; cancelled: boolean } & NodeJS.EventEmitter, message: T): Promise<void> {
   if (call.cancelled) return;
-  if (!call.write(message)) {
-    await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
-  }
+  // A cancelled call never calls back; listeners go on either event, as a long stream sends many messages.
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.on('cancelled', done);
+    call.write(message, done);
+  });
 }
