@@ -1,13 +1,11 @@
 // The read-only CLI commands (ls, du, info) against a store a real server is
 // writing, --help on every command, and the shared progress helper.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import winston from 'winston';
 import { createProgress } from '../src/cli/progress';
@@ -16,19 +14,9 @@ import { RootLockedError } from '../src/db/root-lock';
 import { openStore } from '../src/server/server';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
 import { contentClient, md, sha256, WriteSession, writeBlob } from './support/client';
-import { CLI, startTestServer, type TestServer } from './support/server';
+import { cli } from './support/cli';
+import { startTestServer, type TestServer } from './support/server';
 
-const run = promisify(execFile);
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 async function json<T>(args: string[]): Promise<T> {
   const res = await cli([...args, '--json']);

@@ -30,15 +30,15 @@ function knownKeys(): string[] {
   return Object.entries(KNOWN).flatMap(([table, keys]) => keys.map((key) => (table ? `${table}.${key}` : key)).filter((path) => !(path in KNOWN)));
 }
 
-describe('config.example.toml', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'contentd-config-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'contentd-config-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
+describe('config.example.toml', () => {
   test('loads with the real loader and holds the production paths', () => {
     const config = loadConfig(EXAMPLE);
     assert.equal(config.root, '/var/lib/contentd');
@@ -62,14 +62,6 @@ describe('config.example.toml', () => {
 });
 
 describe('config loader', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'contentd-config-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   const load = async (name: string, text: string) => {
     const file = join(dir, name);
     await writeFile(file, text);

@@ -3,31 +3,18 @@
 // calls UNAVAILABLE) before that, and the `contentd health` probe command.
 import { status } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { checkHealth } from '../src/cli/health';
 import { lockRoot } from '../src/db/root-lock';
 import { CONTENT_SERVICE_NAME } from '../src/server/content-service';
 import { contentClient, info, sha256 } from './support/client';
-import { CLI, startTestServer, type TestServer } from './support/server';
+import { cli } from './support/cli';
+import { startTestServer, type TestServer } from './support/server';
 
-const run = promisify(execFile);
 const ABSENT = sha256(Buffer.from('health'));
-
-/** Runs the CLI; resolves with exit code and output instead of rejecting on failure. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 describe('health service', () => {
   let server: TestServer;
