@@ -253,7 +253,8 @@ export class GcScheduler {
     this.store.onDeletion = noteDeletion;
     this.store.leases.onDeletion = noteDeletion;
     if (this.options.intervalMs > 0) {
-      this.timer = setInterval(() => void this.run('schedule'), this.options.intervalMs);
+      // Failures are reported through onError; the next tick tries again.
+      this.timer = setInterval(() => this.run('schedule').catch(() => undefined), this.options.intervalMs);
       this.timer.unref();
     }
   }
