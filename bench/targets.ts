@@ -68,9 +68,9 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
 }
 
 async function startContentd(options: TargetOptions, config?: string): Promise<TestServer> {
-  const env = options.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${options.profileDir}` } : undefined;
+  const nodeArgs = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
   const root = join(options.dir, 'contentd');
   // The config file is written into the root, so it must exist first.
   if (config !== undefined) await mkdir(root, { recursive: true, mode: 0o700 });
-  return startTestServer({ root, env, config });
+  return startTestServer({ root, nodeArgs, config });
 }

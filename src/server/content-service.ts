@@ -149,14 +149,24 @@ async function write(store: ContentStore, ctx: RequestContext, call: ServerDuple
 async function* messages<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
   // The default iterator destroys the stream when the client half-closes, and a destroyed call never sends its status.
   const iterator: AsyncIterator<Req> = call.iterator({ destroyOnReturn: false });
-  const cancelled = new Promise<IteratorResult<Req>>((resolve) => {
-    if (call.cancelled) resolve({ done: true, value: undefined });
-    call.once('cancelled', () => resolve({ done: true, value: undefined }));
-  });
-  for (;;) {
-    const next = await Promise.race([iterator.next(), cancelled]);
-    if (next.done) return;
-    yield next.value;
+  // One settle-once promise per message: racing against a single long-lived
+  // "cancelled" promise would keep every message (and its data) reachable
+  // from that promise until the stream ends.
+  let stop: (() => void) | undefined;
+  const onCancelled = (): void => stop?.();
+  call.once('cancelled', onCancelled);
+  try {
+    while (!call.cancelled) {
+      const next = await new Promise<IteratorResult<Req>>((resolve, reject) => {
+        stop = () => resolve({ done: true, value: undefined });
+        iterator.next().then(resolve, reject);
+      });
+      stop = undefined;
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    call.off('cancelled', onCancelled);
   }
 }
 

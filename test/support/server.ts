@@ -27,6 +27,8 @@ export interface ServerOptions {
   /** TOML text written to <root>/config.toml and passed with --config. */
   config?: string;
   args?: string[];
+  /** Flags for node itself, before the CLI path (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -58,7 +60,7 @@ export async function startTestServer(options: ServerOptions = {}): Promise<Test
   let child!: ChildProcess;
   const launch = async (): Promise<void> => {
     log = '';
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
+    child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     await waitForSocket(address, child, () => log);
   };
