@@ -3,11 +3,12 @@
 // calls UNAVAILABLE) before that, and the `contentd health` probe command.
 import { status } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkHealth } from '../src/cli/health';
+import { checkHealth, healthClient } from '../src/cli/health';
 import { lockRoot } from '../src/db/root-lock';
 import { CONTENT_SERVICE_NAME } from '../src/server/content-service';
 import { contentClient, info, sha256 } from './support/client';
@@ -41,6 +42,31 @@ describe('health service', () => {
     const json = await cli(['health', '--address', server.address, '--service', CONTENT_SERVICE_NAME, '--json']);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), { socket: server.address, service: CONTENT_SERVICE_NAME, status: 'SERVING' });
+  });
+});
+
+describe('health during shutdown', () => {
+  test('Watch reports NOT_SERVING as soon as the server begins to stop', async (t) => {
+    const server = await startTestServer();
+    t.after(() => server.destroy());
+    const client = healthClient(server.address);
+    t.after(() => client.close());
+    const watch = client.Watch({ service: CONTENT_SERVICE_NAME });
+    const seen: string[] = [];
+    const notServing = new Promise<void>((resolve, reject) => {
+      watch.on('data', (res: { status: string }) => {
+        seen.push(res.status);
+        if (res.status === 'SERVING') server.process.kill('SIGTERM');
+        if (res.status === 'NOT_SERVING') resolve();
+      });
+      watch.on('error', reject);
+    });
+    await notServing;
+    // A watcher must not hold up the shutdown it is told about.
+    watch.cancel();
+    const [code] = (await once(server.process, 'exit')) as [number | null];
+    assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
+    assert.equal(code, 0);
   });
 });
 

@@ -1,15 +1,21 @@
-import { credentials, makeClientConstructor, status, type CallOptions, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { credentials, makeClientConstructor, status, type CallOptions, type ClientReadableStream, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { service as healthService } from 'grpc-health-check';
 import { commandConfig } from './open';
 import { addJsonOption, printJson, printText, type OutputFlags } from './output';
 
-interface HealthClient {
+/** A client of grpc.health.v1.Health; statuses are enum names (SERVING, NOT_SERVING, ...). */
+export interface HealthClient {
   Check(request: { service: string }, options: CallOptions, callback: (err: ServiceError | null, res: { status: string }) => void): void;
+  Watch(request: { service: string }): ClientReadableStream<{ status: string }>;
   close(): void;
 }
 
 const HealthClientConstructor = makeClientConstructor(healthService as unknown as ServiceDefinition, 'grpc.health.v1.Health');
+
+export function healthClient(socket: string): HealthClient {
+  return new HealthClientConstructor(`unix:${socket}`, credentials.createInsecure()) as unknown as HealthClient;
+}
 
 /**
  * Asks a server's grpc.health.v1.Health service about one service ('' for
@@ -18,7 +24,7 @@ const HealthClientConstructor = makeClientConstructor(healthService as unknown a
  * nothing answers on the socket in time.
  */
 export async function checkHealth(socket: string, service: string, timeoutMs: number): Promise<{ status: string; detail?: string }> {
-  const client = new HealthClientConstructor(`unix:${socket}`, credentials.createInsecure()) as unknown as HealthClient;
+  const client = healthClient(socket);
   try {
     return await new Promise((resolve) =>
       client.Check({ service }, { deadline: Date.now() + timeoutMs }, (err, res) => {
