@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type CommonFlags, type Config } from '../config/config';
 import { MetadataDB } from '../db/metadata';
@@ -26,6 +26,13 @@ export function withReadOnlyMetadata<T>(config: Config, fn: (db: MetadataDB) => 
 /** The store's metadata database, which a command that inspects a store needs to exist. */
 export function existingMetadataPath(config: Config): string {
   const path = join(config.root, 'metadata.db');
-  if (!existsSync(path)) throw new Error(`no content store at ${config.root} (${path} does not exist); pass --root or --config`);
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`no content store at ${config.root} (${path} does not exist); pass --root or --config`);
+    // The store is private to the server's user (0700).
+    throw new Error(`cannot read ${path}: ${code ?? String(e)}${code === 'EACCES' ? '; run as the user the server runs as (root under the systemd unit)' : ''}`);
+  }
   return path;
 }
