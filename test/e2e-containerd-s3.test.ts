@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCeph, type CephCluster } from './support/ceph';
 import { sha256 } from './support/client';
-import { buildConformanceHarness, conformanceMissing, conformanceProblems, CONTENT_SUITE, CROSS_NS_SHARED, runConformance } from './support/conformance';
+import { conformanceMissing } from './support/conformance';
 import { assertImageComplete, containerdMissing, contentdSnippet, startContainerd, type Containerd } from './support/containerd';
 import { blobPath } from './support/disk';
-import { buildOciImage, readTar, type OciImage } from './support/oci-image';
+import { assertContentSuiteThroughContainerd, assertExportHolds, buildHarnessInBackground } from './support/e2e';
+import { buildOciImage, type OciImage } from './support/oci-image';
 import { waitFor } from './support/process';
 import { registryMissing, startRegistry, type Registry } from './support/registry';
 import { blobKey, newBucket, objectSize, s3Client, s3ServerConfig, s3Skip } from './support/s3';
@@ -52,9 +53,7 @@ describe('containerd on contentd with blobs in S3, end to end', { skip, timeout:
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'contentd-e2e-s3-'));
-    const binary = join(work, 'conformance.test');
-    harness = buildConformanceHarness(binary).then(() => binary);
-    harness.catch(() => undefined);
+    harness = buildHarnessInBackground(work);
     ceph = await startCeph();
     s3 = s3Client(ceph);
     bucket = await newBucket(s3);
@@ -77,13 +76,7 @@ describe('containerd on contentd with blobs in S3, end to end', { skip, timeout:
     await assertImageComplete(containerd, image.name, NS);
     await assertInBucket('host-a/', server.root, image.blobs);
 
-    const exported = join(work, 'exported.tar');
-    await containerd.ctrOk(['images', 'export', exported, image.name], { namespace: NS });
-    const files = await readTar(exported);
-    for (const [digest, file] of image.blobs) {
-      const blob = files.get(`blobs/sha256/${digest.slice('sha256:'.length)}`);
-      assert.ok(blob?.equals(await readFile(file)), `${digest}: exported bytes differ`);
-    }
+    await assertExportHolds(containerd, image.name, NS, join(work, 'exported.tar'), image.blobs);
   });
 
   test('push to a registry, pull and unpack into a second containerd whose contentd cache is smaller than a layer', async () => {
@@ -120,11 +113,6 @@ describe('containerd on contentd with blobs in S3, end to end', { skip, timeout:
   });
 
   test("containerd's content test suite through containerd (mode containerd): content + cross-namespace shared", { timeout: 8 * 60_000 }, async () => {
-    const binary = await harness;
-    const env: NodeJS.ProcessEnv = { ...process.env, CONTENTD_MODE: 'containerd', CONTENTD_ADDRESS: containerd.address };
-    delete env.CONTENTD_SERVER_CMD;
-    const res = await runConformance(binary, { cwd: work, env, timeoutMs: 5 * 60_000 });
-    const problems = conformanceProblems('mode containerd', res, [...CONTENT_SUITE, ...CROSS_NS_SHARED]);
-    assert.equal(problems, undefined, `${problems}\n--- contentd log (tail) ---\n${server.output().slice(-4000)}`);
+    await assertContentSuiteThroughContainerd(await harness, containerd, work, () => `--- contentd log (tail) ---\n${server.output().slice(-4000)}`);
   });
 });

@@ -8,15 +8,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
 import { sha256 } from './support/client';
-import { buildConformanceHarness, conformanceMissing, conformanceProblems, CONTENT_SUITE, CROSS_NS_SHARED, runConformance } from './support/conformance';
+import { conformanceMissing } from './support/conformance';
 import { assertImageComplete, containerdMissing, contentdSnippet, parsePlugins, startContainerd, type Containerd } from './support/containerd';
 import { blobOnDisk, ingestRows } from './support/disk';
-import { buildOciImage, readTar, type OciImage } from './support/oci-image';
+import { assertContentSuiteThroughContainerd, assertExportHolds, buildHarnessInBackground } from './support/e2e';
+import { buildOciImage, type OciImage } from './support/oci-image';
 import { exitOf, waitFor } from './support/process';
 import { registryMissing, startRegistry, type Registry } from './support/registry';
 import { startTestServer, type TestServer } from './support/server';
@@ -68,10 +69,7 @@ describe('containerd on contentd, end to end', { skip: missing ? `containerd e2e
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'contentd-e2e-'));
-    // The Go build is the slowest step: let it run while the other tests do.
-    const binary = join(work, 'conformance.test');
-    harness = buildConformanceHarness(binary).then(() => binary);
-    harness.catch(() => undefined);
+    harness = buildHarnessInBackground(work);
     server = await startTestServer();
     containerd = await startContainerd({ dir: join(work, 'containerd'), contentProxy: await contentdSnippet(server) });
     image = await buildOciImage({ dir: join(work, 'image'), layers: 3, layerSize: 12 * MiB });
@@ -101,14 +99,7 @@ describe('containerd on contentd, end to end', { skip: missing ? `containerd e2e
     await assertImageComplete(containerd, image.name, NS);
     await assertHoldsBlobs(server.root, image.blobs);
 
-    const exported = join(work, 'exported.tar');
-    await containerd.ctrOk(['images', 'export', exported, image.name], { namespace: NS });
-    const files = await readTar(exported);
-    for (const [digest, file] of image.blobs) {
-      const blob = files.get(`blobs/sha256/${digest.slice('sha256:'.length)}`);
-      assert.ok(blob, `${digest} missing from the export`);
-      assert.ok(blob.equals(await readFile(file)), `${digest}: exported bytes differ`);
-    }
+    await assertExportHolds(containerd, image.name, NS, join(work, 'exported.tar'), image.blobs);
   });
 
   test('ctr images push to a registry, pull into a second containerd on its own contentd', async () => {
@@ -219,11 +210,8 @@ describe('containerd on contentd, end to end', { skip: missing ? `containerd e2e
   });
 
   test("containerd's content test suite through containerd (mode containerd): content + cross-namespace shared", { timeout: 8 * 60_000 }, async () => {
-    const binary = await harness;
-    const env: NodeJS.ProcessEnv = { ...process.env, CONTENTD_MODE: 'containerd', CONTENTD_ADDRESS: containerd.address };
-    delete env.CONTENTD_SERVER_CMD;
-    const res = await runConformance(binary, { cwd: work, env, timeoutMs: 5 * 60_000 });
-    const problems = conformanceProblems('mode containerd', res, [...CONTENT_SUITE, ...CROSS_NS_SHARED]);
-    assert.equal(problems, undefined, `${problems}\n--- containerd log (tail) ---\n${containerd.log().slice(-4000)}\n--- contentd log (tail) ---\n${server.output().slice(-4000)}`);
+    await assertContentSuiteThroughContainerd(await harness, containerd, work, () =>
+      `--- containerd log (tail) ---\n${containerd.log().slice(-4000)}\n--- contentd log (tail) ---\n${server.output().slice(-4000)}`,
+    );
   });
 });
