@@ -6,6 +6,7 @@ import { parseDigest } from '../store/digest';
 import { fromSystemError, invalidArgument, notFound } from '../store/errors';
 import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
+import { HandleCache, type HandleLease } from './handle-cache';
 
 /**
  * Blobs as files on a local filesystem: <root>/blobs/<alg>/<hex>, ingests in
@@ -19,6 +20,15 @@ export class LocalBlobBackend implements BlobBackend {
   private readonly blobsDir: string;
   private readonly ingestDir: string;
   private readonly quarantineDir: string;
+  private readonly handles = new HandleCache(async (digest) => {
+    const handle = await open(this.blobPath(digest), 'r');
+    try {
+      return { handle, size: (await handle.stat()).size };
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  });
 
   constructor(root: string) {
     this.blobsDir = join(root, 'blobs');
@@ -115,6 +125,7 @@ export class LocalBlobBackend implements BlobBackend {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e);
       // The store publishes only digests it has no record of: this is what a failed commit left.
+      this.handles.evict(digest);
       await rm(target, { force: true });
       await link(source, target);
     }
@@ -123,9 +134,7 @@ export class LocalBlobBackend implements BlobBackend {
 
   async openBlob(digest: string): Promise<BlobReader> {
     try {
-      const handle = await open(this.blobPath(digest), 'r');
-      const { size } = await handle.stat();
-      return new LocalBlobReader(handle, size);
+      return new LocalBlobReader(await this.handles.acquire(digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`content ${digest}: blob file missing`);
       throw e;
@@ -137,7 +146,10 @@ export class LocalBlobBackend implements BlobBackend {
   }
 
   async deleteBlob(digest: string): Promise<void> {
+    this.handles.evict(digest);
     await rm(this.blobPath(digest), { force: true });
+    // Also after: a reader may have opened the file while it was being removed.
+    this.handles.evict(digest);
   }
 
   async *listBlobs(): AsyncIterable<string> {
@@ -152,6 +164,7 @@ export class LocalBlobBackend implements BlobBackend {
 
   async quarantine(entry: string): Promise<string> {
     const source = this.entryPath(entry);
+    this.handles.evict(entry);
     await mkdir(this.quarantineDir, { recursive: true, mode: 0o700 });
     const target = join(this.quarantineDir, `${entry.replace(':', '-')}.${Date.now()}`);
     await rename(source, target);
@@ -170,7 +183,9 @@ export class LocalBlobBackend implements BlobBackend {
     return join(this.blobsDir, ...parts);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.handles.closeAll();
+  }
 }
 
 class LocalIngestFile implements IngestFile {
@@ -208,19 +223,21 @@ class LocalIngestFile implements IngestFile {
   }
 }
 
+/** Reads through a shared cached handle; close() gives it back to the cache. */
 class LocalBlobReader implements BlobReader {
-  constructor(
-    private readonly handle: FileHandle,
-    readonly size: number,
-  ) {}
+  constructor(private readonly lease: HandleLease) {}
+
+  get size(): number {
+    return this.lease.size;
+  }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
-    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+    const { bytesRead } = await this.lease.handle.read(buffer, 0, length, position);
     return bytesRead;
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    this.lease.release();
   }
 }
 
