@@ -19,6 +19,8 @@ import { abort, contentClient, info, md, read, rejectsWith, remove, sha256, stat
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 50);
 const WORKERS = 8;
 const NAMESPACES = ['crash-a', 'crash-b'];
+/** Kept from the garbage collector, which deletes set off, as a containerd client keeps its content. */
+const GC_ROOT = { 'containerd.io/gc.root': 'crash-test' };
 /** A few blobs every namespace writes, so commits also take the "bytes already stored" path. */
 const SHARED = Array.from({ length: 4 }, (_, i) => randomBytes(20_000 + i));
 
@@ -68,7 +70,7 @@ async function ingest(client: ContentClient, ledger: Ledger, blob: Blob, ref: st
       await session.send({ action: WriteAction.WRITE, offset, data: blob.data.subarray(offset, Math.min(end, offset + chunk)) });
     }
     if (commit) {
-      await session.send({ action: WriteAction.COMMIT, offset: blob.data.length, total: blob.data.length, expected: blob.digest });
+      await session.send({ action: WriteAction.COMMIT, offset: blob.data.length, total: blob.data.length, expected: blob.digest, labels: GC_ROOT });
       ledger.committed.set(key(blob), blob);
       ledger.fresh.push(blob);
     } else {
@@ -160,7 +162,7 @@ describe('crash safety', () => {
         const settle = async (stopped: Interrupted): Promise<void> => {
           if (randomInt(2) === 0) {
             try {
-              await writeBlob(check, stopped.ref, stopped.data, { metadata: md(stopped.namespace), chunk: 256 << 10 });
+              await writeBlob(check, stopped.ref, stopped.data, { metadata: md(stopped.namespace), chunk: 256 << 10, labels: GC_ROOT });
             } catch (e) {
               // Its commit landed just before the kill, unacknowledged: then it must be whole.
               if (!isCode(e, grpcStatus.ALREADY_EXISTS)) throw e;

@@ -217,7 +217,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, () => {
     const after = await settle(() => openFds(server.process.pid!), (n) => n <= fds + clients.length);
     assert.ok(after <= fds + clients.length, `open files back to ${fds} (+${clients.length} connections), now ${after}`);
     const data = bytes(5000);
-    await writeBlob(clients[0]!, 'after-fuzz', data, { metadata: md('calm') });
+    await writeBlob(clients[0]!, 'after-fuzz', data, { metadata: md('calm'), labels: { 'containerd.io/gc.root': 'fuzz' } });
     assert.deepEqual((await read(clients[0]!, sha256(data), 0, 0, md('calm'))).data, data);
     for (const c of clients) c.close();
     process.stdout.write(`# fuzz: ${steps} Write steps, ${abandoned.length} streams abandoned\n`);

@@ -1,4 +1,4 @@
-import { credentials, Metadata, status as grpcStatus, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status as grpcStatus, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
@@ -20,10 +20,11 @@ import {
 import type { Timestamp } from '../../generated/google/protobuf/timestamp';
 
 /** A typed, promise-based content API client for tests, over a real unix socket. */
-export function contentClient(address: string): ContentClient {
+export function contentClient(address: string, options: ChannelOptions = {}): ContentClient {
   return new ContentClient(`unix:${address}`, credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 << 20,
     'grpc.max_send_message_length': 64 << 20,
+    ...options,
   });
 }
 
