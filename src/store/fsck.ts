@@ -1,6 +1,6 @@
 import type { BlobBackend } from '../blobs/backend';
 import type { MetadataDB } from '../db/metadata';
-import { formatDigest, newHash, parseDigest } from './digest';
+import { formatDigest, isDigest, newHash, parseDigest } from './digest';
 
 /**
  * Consistency of a store: the bytes in a BlobBackend against the rows in
@@ -182,13 +182,4 @@ async function inspect(backend: BlobBackend, digest: string, size: number, verif
 function referencedBy(db: MetadataDB, digest: string): string {
   const namespaces = db.namespacesOf(digest);
   return namespaces.length ? `referenced by namespaces ${namespaces.map((ns) => JSON.stringify(ns)).join(', ')}` : 'referenced by no namespace';
-}
-
-function isDigest(entry: string): boolean {
-  try {
-    parseDigest(entry);
-    return true;
-  } catch {
-    return false;
-  }
 }
