@@ -91,7 +91,15 @@ async function worker(client: ContentClient, ledger: Ledger, round: number, id: 
     const namespace = NAMESPACES[randomInt(NAMESPACES.length)]!;
     const ref = `r${round}-w${id}-${i}`;
     const dice = randomInt(100);
-    if (dice >= 80 && mine.length > 0) {
+    if (dice >= 75 && dice < 85 && mine.length > 0) {
+      // Reads while the kills come: a blob is served whole and right, or not at all.
+      const blob = mine[randomInt(mine.length)]!;
+      const served = await read(client, blob.digest, 0, 0, md(blob.namespace)).then(
+        ({ data }) => data,
+        (e: unknown) => ledger.failed(`read ${blob.digest}`, e),
+      );
+      if (served && !served.equals(blob.data)) ledger.unexpected.push(`${key(blob)}: served ${served.length} bytes that differ from what was committed`);
+    } else if (dice >= 85 && mine.length > 0) {
       const victim = mine.splice(randomInt(mine.length), 1)[0]!;
       try {
         await remove(client, victim.digest, md(victim.namespace));
@@ -102,11 +110,11 @@ async function worker(client: ContentClient, ledger: Ledger, round: number, id: 
         ledger.committed.delete(key(victim));
         ledger.failed(`delete ${victim.digest}`, e);
       }
-    } else if (dice < 60 || dice >= 80) {
+    } else if (dice < 55 || dice >= 75) {
       const blob = newBlob(namespace);
       await ingest(client, ledger, blob, ref, true);
       if (ledger.committed.has(key(blob))) mine.push(blob);
-    } else if (dice < 70) {
+    } else if (dice < 65) {
       const data = SHARED[randomInt(SHARED.length)]!;
       await ingest(client, ledger, { namespace, data, digest: sha256(data) }, ref, true);
     } else {
