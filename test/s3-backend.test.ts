@@ -76,7 +76,7 @@ describe('s3 blob backend configuration', () => {
   });
 });
 
-describe('s3 blob backend (Ceph RGW)', { skip, timeout: 3 * 60_000 }, () => {
+describe('s3 blob backend (Ceph RGW)', { skip, timeout: 8 * 60_000 }, () => {
   let ceph: CephCluster;
   let s3: S3Client;
   const servers: TestServer[] = [];

@@ -105,6 +105,8 @@ export class S3BlobBackend implements BlobBackend {
   constructor(root: string, settings: S3Config, options: S3BackendOptions = {}) {
     this.bucket = settings.bucket;
     this.prefix = settings.prefix && !settings.prefix.endsWith('/') ? `${settings.prefix}/` : settings.prefix;
+    // The SDK would print, on stderr and outside the log format, that its future versions need Node 22: nothing to act on here.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       endpoint: settings.endpoint || undefined,
       // Endpoints other than AWS accept any region; AWS takes it from the environment.
