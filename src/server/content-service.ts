@@ -13,6 +13,7 @@ import { validateDigest } from '../store/digest';
 import type { ContentStore, ContentWriter, Info, RequestContext } from '../store/types';
 import { toProtoInfo, toProtoStatus, toTimestamp } from './convert';
 import { bidiStream, serverStream, unary, type HandlerEnv } from './handlers';
+import { allocReadResponse, CONTENT_DEFINITION } from './wire';
 
 export const CONTENT_SERVICE_NAME = 'containerd.services.content.v1.Content';
 
@@ -66,7 +67,7 @@ export function contentService(store: ContentStore, env: HandlerEnv): { definiti
       return {};
     }),
   };
-  return { definition: ContentService, implementation: implementation as UntypedServiceImplementation };
+  return { definition: CONTENT_DEFINITION, implementation: implementation as UntypedServiceImplementation };
 }
 
 async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestContext, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>): Promise<void> {
@@ -79,10 +80,10 @@ async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestCo
     const end = req.size <= 0 || offset + req.size > reader.size ? reader.size : offset + req.size;
     while (offset < end && !call.cancelled) {
       const length = Math.min(READ_CHUNK, end - offset);
-      const buffer = Buffer.allocUnsafe(length);
-      const n = await reader.read(buffer, offset, length);
+      const response = allocReadResponse(offset, length);
+      const n = await reader.read(response.data, offset, length);
       if (n === 0) break;
-      await send(call, { offset, data: n === length ? buffer : buffer.subarray(0, n) });
+      await send(call, response.done(n));
       offset += n;
     }
   } finally {

@@ -10,11 +10,11 @@ import { MetadataDB } from '../db/metadata';
 import { lockRoot, waitForRootLock, type RootLock } from '../db/root-lock';
 import { observeStorage, silentObserver, type StoreObserver } from '../store/observer';
 import { Store } from '../store/store';
-import { ContentService } from '../../generated/containerd/services/content/v1/content';
 import { LeasesService } from '../../generated/containerd/services/leases/v1/leases';
 import { GarbageCollectorService } from '../../generated/contentd/services/gc/v1/gc';
 import { Collector, GcScheduler } from '../store/gc';
 import { CONTENT_SERVICE_NAME, contentService } from './content-service';
+import { CONTENT_DEFINITION } from './wire';
 import { GC_SERVICE_NAME, gcService } from './gc-service';
 import { LEASES_SERVICE_NAME, leasesService } from './leases-service';
 import type { HandlerEnv } from './handlers';
@@ -40,7 +40,7 @@ interface ServiceEntry {
 
 /** Every gRPC service contentd serves (besides health): the one list to extend. */
 const SERVICES: ServiceEntry[] = [
-  { name: CONTENT_SERVICE_NAME, definition: ContentService, implement: (store, env) => contentService(store, env).implementation },
+  { name: CONTENT_SERVICE_NAME, definition: CONTENT_DEFINITION, implement: (store, env) => contentService(store, env).implementation },
   { name: LEASES_SERVICE_NAME, definition: LeasesService, implement: (store, env, gc) => leasesService(store.leases, gc, env) },
   { name: GC_SERVICE_NAME, definition: GarbageCollectorService, implement: (_store, env, gc) => gcService(gc, env) },
 ];
