@@ -51,7 +51,6 @@ function levelOf(code: status): 'debug' | 'info' | 'warn' | 'error' {
 function begin(env: HandlerEnv, service: string, method: string, metadata: Metadata) {
   const started = process.hrtime.bigint();
   const name = `${service}/${method}`;
-  const log = env.logger.child({ requestId: randomBytes(6).toString('hex'), method: name });
   let namespace: string | undefined;
   env.requests?.started(name);
   const finish: Finish = (err) => {
@@ -60,8 +59,9 @@ function begin(env: HandlerEnv, service: string, method: string, metadata: Metad
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     env.requests?.finished(name, codeName(code), seconds);
     const level = levelOf(code);
-    // Most lines are debug: build their fields only when they are written.
-    if (log.isLevelEnabled(level)) {
+    // Most lines are debug: build the request's logger and fields only when they are written.
+    if (env.logger.isLevelEnabled(level)) {
+      const log = env.logger.child({ requestId: randomBytes(6).toString('hex'), method: name });
       const fields = {
         code: codeName(code),
         durationMs: Math.round(seconds * 1e6) / 1e3,
