@@ -9,7 +9,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { ContentClient } from '../generated/containerd/services/content/v1/content';
 import { startTestServer, type TestServer } from './support/server';
 import { contentClient, info, list, listStatuses, md, read, remove, sha256, writeBlob } from './support/client';
-import { openFds, rssMiB, settle } from './support/proc';
+import { blobHandles, CACHED_BLOB_HANDLES, openFds, rssMiB, settle } from './support/proc';
 
 const CLIENTS = 64;
 const LOAD_MS = Number(process.env.LOAD_SECONDS ?? 20) * 1000;
@@ -106,6 +106,7 @@ describe('load', () => {
 
     const fdsAfter = await settle(() => openFds(pid), (n) => n <= fds);
     assert.ok(fdsAfter <= fds, `open descriptors back to ${fds} (now ${fdsAfter})`);
+    assert.ok(blobHandles(pid) <= CACHED_BLOB_HANDLES, `${blobHandles(pid)} cached blob handles`);
     // The heap is collected lazily: allow what one more warm-up pass would hold, not what 20 s of traffic moved.
     const rssAfter = await settle(() => rssMiB(pid), (mib) => mib <= rss + 64, 15_000);
     assert.ok(rssAfter <= rss + 64, `resident memory back near ${rss.toFixed(0)} MiB (now ${rssAfter.toFixed(0)} MiB, peak ${peakRss.toFixed(0)} MiB)`);
