@@ -23,6 +23,8 @@ export class FileCache {
   constructor(
     readonly dir: string,
     readonly maxBytes: number,
+    /** Told of every entry the cache drops, so that whoever keeps its files open can close them. */
+    private readonly onEvict: (key: string) => void = () => undefined,
   ) {
     this.tmpDir = join(dir, 'tmp');
   }
@@ -171,6 +173,7 @@ export class FileCache {
     if (size === undefined) return;
     this.entries.delete(key);
     this.total -= size;
+    this.onEvict(key);
   }
 
   private async evict(): Promise<void> {

@@ -29,6 +29,7 @@ import { fromSystemError, invalidArgument, notFound, StoreError } from '../store
 import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 import { FileCache, type StagedFile } from './cache';
+import { HandleCache, type HandleLease, type OpenedFile } from './handle-cache';
 import { LocalBlobBackend } from './local';
 
 export interface S3BackendOptions {
@@ -98,6 +99,8 @@ export class S3BlobBackend implements BlobBackend {
   private readonly uploads = new Set<string>();
   private readonly partSlots = new Slots(UPLOAD_CONCURRENCY);
   private readonly fetchSlots = new Slots(FETCH_CONCURRENCY);
+  /** Open chunk files, shared by readers: containerd sends one Read call per 32 KiB, and an open and close per call cost more than the read. */
+  private readonly handles = new HandleCache((key) => this.openChunk(key));
   private readonly privateCache: boolean;
   private logger?: Logger;
   private sweeper?: NodeJS.Timeout;
@@ -122,9 +125,11 @@ export class S3BlobBackend implements BlobBackend {
     });
     this.staging = new LocalBlobBackend(root);
     this.privateCache = options.privateCache ?? false;
+    // A file the cache drops must not stay open (and take disk space) for readers to come.
+    const evicted = (key: string): void => this.handles.evict(key);
     this.cache = this.privateCache
-      ? new FileCache(join(tmpdir(), `contentd-cache-${randomUUID()}`), PRIVATE_CACHE_BYTES)
-      : new FileCache(settings.cacheDir || join(root, 's3-cache'), settings.cacheMaxBytes);
+      ? new FileCache(join(tmpdir(), `contentd-cache-${randomUUID()}`), PRIVATE_CACHE_BYTES, evicted)
+      : new FileCache(settings.cacheDir || join(root, 's3-cache'), settings.cacheMaxBytes, evicted);
   }
 
   async init(options: S3InitOptions): Promise<void> {
@@ -202,7 +207,8 @@ export class S3BlobBackend implements BlobBackend {
   async openBlob(digest: string): Promise<BlobReader> {
     const size = this.sizes.get(digest) ?? (await this.blobSize(digest));
     if (size === undefined) throw notFound(`content ${digest}: blob object missing`);
-    return new ChunkedReader(size, (index) => this.chunk(digest, size, index));
+    const group = cacheGroup(digest);
+    return new ChunkedReader(size, (index) => this.chunk(group, size, index));
   }
 
   async blobSize(digest: string): Promise<number | undefined> {
@@ -250,6 +256,7 @@ export class S3BlobBackend implements BlobBackend {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await Promise.all(this.fetching.values());
+    await this.handles.closeAll();
     this.client.destroy();
     if (this.privateCache) await rm(this.cache.dir, { recursive: true, force: true });
   }
@@ -424,40 +431,48 @@ export class S3BlobBackend implements BlobBackend {
 
   // ---- reading ----
 
-  /** One chunk of a blob, open for reading: from the cache, or fetched into it. */
-  private async chunk(digest: string, size: number, index: number): Promise<FileHandle> {
-    const key = chunkKey(digest, index);
-    const length = Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE);
-    this.readAhead(digest, size, index);
-    const cached = await this.cache.open(key, length);
-    if (cached) return cached;
-    const shared = this.fetching.get(key);
-    if (shared) {
-      await shared;
-      const fetched = await this.cache.open(key, length);
-      if (fetched) return fetched;
+  /** One chunk of a blob, for reading; fetches the chunks after it ahead of the reader. */
+  private chunk(group: string, size: number, index: number): Promise<HandleLease> {
+    this.readAhead(group, size, index);
+    return this.handles.acquire(`${group}/${index}`);
+  }
+
+  /** Opens a chunk (named by its cache key) from the cache, or fetches it into the cache first. */
+  private async openChunk(key: string): Promise<OpenedFile> {
+    const { digest, index } = parseChunkKey(key);
+    const size = this.sizes.get(digest) ?? (await this.blobSize(digest));
+    if (size === undefined) throw notFound(`content ${digest}: blob object missing`);
+    const length = chunkLength(size, index);
+    let handle = await this.cache.open(key, length);
+    const readingAhead = handle ? undefined : this.fetching.get(key);
+    if (readingAhead) {
+      await readingAhead;
+      handle = await this.cache.open(key, length);
     }
-    await this.fetchSlots.acquire();
-    return this.fetch(digest, index, length);
+    if (!handle) {
+      await this.fetchSlots.acquire();
+      handle = await this.fetch(key, length);
+    }
+    return { handle, size: length };
   }
 
   /** Starts fetching the chunks after index that are neither cached nor on their way, while fetch slots are free. */
-  private readAhead(digest: string, size: number, index: number): void {
+  private readAhead(group: string, size: number, index: number): void {
     if (this.cache.maxBytes < CHUNK_SIZE * (READ_AHEAD + 2)) return;
     for (let next = index + 1; next <= index + READ_AHEAD && next * CHUNK_SIZE < size; next++) {
-      const key = chunkKey(digest, next);
+      const key = `${group}/${next}`;
       if (this.cache.has(key) || this.fetching.has(key)) continue;
       if (!this.fetchSlots.tryAcquire()) return;
-      this.fetch(digest, next, Math.min(CHUNK_SIZE, size - next * CHUNK_SIZE)).then(
+      this.fetch(key, chunkLength(size, next)).then(
         (handle) => handle.close(),
         () => undefined,
       );
     }
   }
 
-  /** Downloads one chunk into the cache. The caller holds a fetch slot, which this releases. */
-  private fetch(digest: string, index: number, length: number): Promise<FileHandle> {
-    const key = chunkKey(digest, index);
+  /** Downloads one chunk into the cache and returns it open. The caller holds a fetch slot, which this releases. */
+  private fetch(key: string, length: number): Promise<FileHandle> {
+    const { digest, index } = parseChunkKey(key);
     const work = this.cache.fill(key, (file) => this.download(digest, index * CHUNK_SIZE, length, file));
     const done = work.then(
       () => undefined,
@@ -540,20 +555,20 @@ export class S3BlobBackend implements BlobBackend {
 class ChunkedReader implements BlobReader {
   constructor(
     readonly size: number,
-    private readonly chunk: (index: number) => Promise<FileHandle>,
+    private readonly chunk: (index: number) => Promise<HandleLease>,
   ) {}
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     if (position >= this.size || length <= 0) return 0;
     const index = Math.floor(position / CHUNK_SIZE);
     const offset = position - index * CHUNK_SIZE;
-    const handle = await this.chunk(index);
+    const lease = await this.chunk(index);
     try {
       const want = Math.min(length, this.size - position, CHUNK_SIZE - offset);
-      const { bytesRead } = await handle.read(buffer, 0, want, offset);
+      const { bytesRead } = await lease.handle.read(buffer, 0, want, offset);
       return bytesRead;
     } finally {
-      await handle.close();
+      lease.release();
     }
   }
 
@@ -632,6 +647,16 @@ function partSizeFor(size: number): number {
 
 function chunkKey(digest: string, index: number): string {
   return `${cacheGroup(digest)}/${index}`;
+}
+
+/** The blob and the chunk a cache key names: "<alg>/<hex>/<index>". */
+function parseChunkKey(key: string): { digest: string; index: number } {
+  const [algorithm, encoded, index] = key.split('/');
+  return { digest: `${algorithm}:${encoded}`, index: Number(index) };
+}
+
+function chunkLength(size: number, index: number): number {
+  return Math.min(CHUNK_SIZE, size - index * CHUNK_SIZE);
 }
 
 function cacheGroup(digest: string): string {
