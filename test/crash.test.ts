@@ -264,7 +264,9 @@ describe('commit durability order', { skip: missing ?? false }, () => {
     const fsyncDir = at('fsync of blobs/sha256', /f(data)?sync\(\d+<[^>]*blobs\/sha256>/, linked);
     const walWrite = at('the commit written to the WAL', /pwrite64\(\d+<[^>]*metadata\.db-wal>/, fsyncDir);
     const walSync = at('the WAL synced', /f(data)?sync\(\d+<[^>]*metadata\.db-wal>/, walWrite);
-    const unlinked = at('the staged name removed', new RegExp(`unlink(at)?\\(.*ingest/${id}"`), walSync);
-    assert.ok(fsyncIngest < linked && linked < fsyncDir && fsyncDir < walWrite && walWrite < walSync && walSync < unlinked);
+    // The COMMIT response is the first thing written to the client's socket after the blob is linked.
+    const acknowledged = at('the COMMIT response', /writev?\(\d+<UNIX/, fsyncDir);
+    assert.ok(walSync < acknowledged, 'the row is on disk before the client hears of the commit');
+    at('the staged name removed after the row', new RegExp(`unlink(at)?\\(.*ingest/${id}"`), walWrite);
   });
 });
