@@ -1,11 +1,13 @@
 import Database from 'better-sqlite3';
 import type { Info, Labels } from '../store/types';
+import { WalSync } from './wal-sync';
 
 /**
  * SQLite holds everything but the bytes: which blobs exist, which namespace
  * sees which blob with what labels, and ingest state. WAL lets CLI commands
  * read while the server writes; synchronous=FULL makes an acknowledged commit
- * durable.
+ * durable. The hot paths use lazyTransaction() + sync() instead: the same
+ * durability with the flush off the event loop and shared by concurrent commits.
  */
 
 export interface BlobRow {
@@ -109,8 +111,11 @@ function toIngest(row: RawIngestRow): IngestRow {
 export class MetadataDB {
   readonly db: Database.Database;
   private readonly stmts;
+  private readonly wal: WalSync;
+  private readonly syncMode: { lazy: Database.Statement; full: Database.Statement } | undefined;
 
   constructor(path: string, options: { readonly?: boolean } = {}) {
+    this.wal = new WalSync(`${path}-wal`);
     this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
     this.db.pragma('busy_timeout = 5000');
     if (!options.readonly) {
@@ -118,6 +123,7 @@ export class MetadataDB {
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
     }
+    this.syncMode = options.readonly ? undefined : { lazy: this.db.prepare('PRAGMA synchronous = NORMAL'), full: this.db.prepare('PRAGMA synchronous = FULL') };
     const db = this.db;
     const big = <T extends Database.Statement>(s: T): T => s.safeIntegers(true) as T;
     this.stmts = {
@@ -158,6 +164,27 @@ export class MetadataDB {
 
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * A transaction whose commit does not wait for the disk (synchronous=NORMAL
+   * for it alone). Nothing it wrote survives power loss until sync(): for
+   * state a crash may lose (as containerd's own ingests), or followed by
+   * sync() before anything is acknowledged.
+   */
+  lazyTransaction<T>(fn: () => T): T {
+    if (!this.syncMode) return this.transaction(fn);
+    this.syncMode.lazy.run();
+    try {
+      return this.transaction(fn);
+    } finally {
+      this.syncMode.full.run();
+    }
+  }
+
+  /** Makes every transaction committed so far durable; concurrent callers share one flush. */
+  sync(): Promise<void> {
+    return this.wal.sync();
   }
 
   getContent(namespace: string, digest: string): Info | undefined {

@@ -177,6 +177,7 @@ export class Store implements ContentStore {
         row = undefined;
       }
       const progress = row ? await this.resumeProgress(row) : undefined;
+      const isNew = row === undefined;
       if (!row) {
         const now = nowNs();
         // containerd shares only when the declared size (if any) matches the stored blob.
@@ -192,9 +193,13 @@ export class Store implements ContentStore {
           startedAt: now,
           updatedAt: now,
         };
-        this.db.insertIngest(row);
       }
-      this.leases.holdIngest(ctx, ref);
+      // Ingest rows need no flush (a crash may lose an ingest, as in containerd), and every Write stream begins here.
+      const current = row;
+      this.db.lazyTransaction(() => {
+        if (isNew) this.db.insertIngest(current);
+        this.leases.holdIngest(ctx, ref);
+      });
       const writer = new IngestWriter(this, ctx, row, holder, progress ?? (await this.baseProgress(row)), { total, expected });
       this.liveWriters.set(row.id, writer);
       holder.onRelease(() => this.liveWriters.delete(row.id));
@@ -296,11 +301,10 @@ export class Store implements ContentStore {
         if (row.baseDigest) throw failedPrecondition(`content ${digest} was removed during the ingest`);
         await this.backend.publish(row.id, digest);
       }
-      // Bytes durable first, then the row (synchronous=FULL): a commit that
-      // returns is on disk, and a crash in between leaves only a blob without
-      // a row, which start-up reconciliation removes.
+      // Bytes durable first, then the row: a crash in between leaves only a
+      // blob without a row, which start-up reconciliation removes.
       try {
-        this.db.transaction(() => {
+        this.db.lazyTransaction(() => {
           if (!stored) this.db.insertBlob(digest, size, at);
           this.db.insertContent(ctx.namespace, digest, at, labels);
           this.db.deleteIngest(ctx.namespace, row.ref);
@@ -313,6 +317,8 @@ export class Store implements ContentStore {
         if (!stored) await this.backend.deleteBlob(digest).catch(() => undefined);
         throw e;
       }
+      // A commit that returns is on disk; concurrent commits share this flush (group commit).
+      await this.db.sync();
       this.progressCache.delete(row.id);
       // The commit is recorded: a staged copy left behind is reconciliation's to remove, not the client's error.
       await this.backend.removeIngest(row.id).catch(() => undefined);
