@@ -4,7 +4,7 @@ import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObject
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -262,6 +262,30 @@ describe('s3 blob backend (Ceph RGW)', { skip, timeout: 8 * 60_000 }, () => {
     await rejectsWith(info(after, sha256(damaged)), 'NOT_FOUND');
     await rejectsWith(info(after, sha256(doomed)), 'NOT_FOUND');
     assert.ok((await read(after, sha256(kept))).data.equals(kept));
+  });
+
+  test('import-local uploads containerd\'s local blobs to the bucket, verified, and the server serves them', async () => {
+    const bucket = await newBucket(s3);
+    const source = await mkdtemp(join(tmpdir(), 'contentd-s3-import-'));
+    const root = await mkdtemp(join(tmpdir(), 'contentd-s3-import-root-'));
+    try {
+      const blobs = [randomBytes(12 * MiB), randomBytes(777)];
+      const dir = join(source, 'io.containerd.content.v1.content', 'blobs', 'sha256');
+      await mkdir(dir, { recursive: true });
+      for (const data of blobs) await writeFile(join(dir, sha256(data).slice(7)), data);
+      await writeFile(join(root, 'config.toml'), s3ServerConfig(ceph, { bucket }));
+      const res = await run(process.execPath, [CLI, '--root', root, '--config', join(root, 'config.toml'), 'import-local', '--json', source], { timeoutMs: 120_000 });
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal((JSON.parse(res.stdout) as { copied: number }).copied, 2);
+      for (const data of blobs) assert.equal(await objectSize(s3, bucket, blobKey(sha256(data))), data.length);
+
+      const server = await startTestServer({ root, config: s3ServerConfig(ceph, { bucket }) });
+      servers.push(server);
+      const client = contentClient(server.address);
+      for (const data of blobs) assert.ok((await read(client, sha256(data))).data.equals(data));
+    } finally {
+      await rm(source, { recursive: true, force: true });
+    }
   });
 
   test('memory stays bounded: a 256 MiB blob is written and read with far less resident memory', async () => {

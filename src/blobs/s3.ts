@@ -51,7 +51,7 @@ export interface S3InitOptions {
 }
 
 /** Unit of the read cache, of read-ahead, and of multipart uploads. */
-export const CHUNK_SIZE = 8 << 20;
+const CHUNK_SIZE = 8 << 20;
 /** S3's limit on the parts of one upload. */
 const MAX_PARTS = 10_000;
 /** Part buffers in memory at once, over all uploads: bounds the memory of publishing. */
@@ -93,7 +93,7 @@ export class S3BlobBackend implements BlobBackend {
   private readonly staging: LocalBlobBackend;
   private readonly cache: FileCache;
   private readonly sizes = new Map<string, number>();
-  /** Chunk downloads in flight, by cache key, so that concurrent readers share one. */
+  /** Chunk downloads in flight (read-ahead included), by cache key, so that none is fetched twice at once. */
   private readonly fetching = new Map<string, Promise<void>>();
   /** Multipart uploads this process has in flight: never abandoned. */
   private readonly uploads = new Set<string>();
@@ -257,6 +257,7 @@ export class S3BlobBackend implements BlobBackend {
     clearInterval(this.sweeper);
     await Promise.all(this.fetching.values());
     await this.handles.closeAll();
+    await this.staging.close();
     this.client.destroy();
     if (this.privateCache) await rm(this.cache.dir, { recursive: true, force: true });
   }
