@@ -9,7 +9,7 @@ import { MiB } from './data';
 import { startPullFixture, type PullFixture } from './pull';
 import { toJson, toTable, type RowResult } from './report';
 import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type TargetState } from './rows';
-import { peakRss, resetPeakRss } from './rss';
+import { cpuSeconds, peakRss, resetPeakRss } from './proc';
 import { S3_ROWS } from './s3';
 import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targets';
 
@@ -114,7 +114,8 @@ class Targets {
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv);
   const sizes = flags.quick ? QUICK_SIZES : FULL_SIZES;
-  const rows = ROWS.filter((row) => !flags.only || flags.only.includes(row.id));
+  // Rows for none of the chosen targets are left out of the table.
+  const rows = ROWS.filter((row) => (!flags.only || flags.only.includes(row.id)) && row.targets.some((t) => flags.targets.includes(t)));
   if (flags.profile) await mkdir(resolve(flags.profile), { recursive: true });
   const dir = await mkdtemp(join(tmpdir(), 'contentd-bench-'));
   const targets = new Targets(dir, flags.profile && resolve(flags.profile));
@@ -135,14 +136,17 @@ async function main(): Promise<void> {
               pullFixture: () => (fixture ??= startPullFixture(join(dir, 'pull'), sizes.pullLayers, sizes.pullLayerSize)),
             };
             await resetPeakRss(target.storePid);
+            const cpuBefore = await cpuSeconds(target.storePid);
             const m = await result.row.measure(ctx);
             const rss = await peakRss(target.storePid);
-            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [] });
+            const cpu = (await cpuSeconds(target.storePid)) - cpuBefore;
+            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [] });
             samples.values.push(m.value);
             samples.seconds.push(m.seconds);
             samples.peakRss.push(rss);
+            samples.cpuSeconds.push(cpu);
             process.stderr.write(
-              `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
+              `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, store CPU ${cpu.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
             );
           };
           if (result.row.fresh) {

@@ -8,6 +8,8 @@ export interface Samples {
   seconds: number[];
   /** Peak RSS of the content store's process during each run, bytes. */
   peakRss: number[];
+  /** CPU seconds the content store's process used during each run. */
+  cpuSeconds: number[];
 }
 
 export interface RowResult {
@@ -31,7 +33,13 @@ export function median(values: number[]): number {
 
 function summary(samples: Samples | undefined) {
   if (!samples || samples.values.length === 0) return undefined;
-  return { median: median(samples.values), runs: samples.values, seconds: samples.seconds, peakRssBytes: Math.max(...samples.peakRss) };
+  return {
+    median: median(samples.values),
+    runs: samples.values,
+    seconds: samples.seconds,
+    peakRssBytes: Math.max(...samples.peakRss),
+    storeCpuSeconds: median(samples.cpuSeconds),
+  };
 }
 
 /** this store ÷ containerd's own store, on medians. */
@@ -69,11 +77,16 @@ function ratioCell(result: RowResult, target: 'direct' | 'proxy'): string {
   return `${value.toFixed(2)}× ${value >= goal ? 'ok' : 'MISS'} (≥${goal})`;
 }
 
-function rssCell(result: RowResult): string {
-  const cells = (['direct', 'containerd', 'proxy', 's3'] as const).map((t) => {
+/** One figure per target, d/c/p/s. */
+function perTarget(result: RowResult, figure: (s: NonNullable<ReturnType<typeof summary>>) => string): string[] {
+  return (['direct', 'containerd', 'proxy', 's3'] as const).map((t) => {
     const s = summary(result.samples[t]);
-    return s ? (s.peakRssBytes / MiB).toFixed(0) : '–';
+    return s ? figure(s) : '–';
   });
+}
+
+function rssCell(result: RowResult): string {
+  const cells = perTarget(result, (s) => (s.peakRssBytes / MiB).toFixed(0));
   if (!MEMORY_ROWS.includes(result.row.id)) return cells.join(' / ');
   const ours = (['direct', 'proxy'] as const).map((t) => summary(result.samples[t])?.peakRssBytes ?? 0);
   return `${cells.join(' / ')} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
@@ -81,17 +94,17 @@ function rssCell(result: RowResult): string {
 
 /** A plain-text table; values are medians of the runs. */
 export function toTable(input: ReportInput): string {
-  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 's3', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p/s'];
+  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 's3', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p/s', 'store CPU s d/c/p/s'];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
-    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), cell('s3'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result)];
+    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), cell('s3'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result), perTarget(result, (s) => s.storeCpuSeconds.toFixed(1)).join(' / ')];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   return [
     `machine: ${input.machine}`,
     `command: ${input.command}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS is the content store's process (contentd for direct, proxy and s3)`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3; containerd's own work is not counted for proxy)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
