@@ -105,38 +105,26 @@ async function write(store: ContentStore, ctx: RequestContext, call: ServerDuple
       } else if (req.expected || req.total > 0) {
         await writer.expect({ total: req.total > 0 ? req.total : undefined, expected: req.expected || undefined });
       }
-      let response: WriteContentResponse;
       switch (req.action) {
-        case WriteAction.STAT: {
-          const status = writer.status();
-          response = {
-            action: req.action,
-            startedAt: toTimestamp(status.startedAt),
-            updatedAt: toTimestamp(status.updatedAt),
-            offset: status.offset,
-            total: status.total,
-            digest: writer.digest(),
-          };
+        case WriteAction.STAT:
           break;
-        }
         case WriteAction.WRITE:
-        case WriteAction.COMMIT: {
+        case WriteAction.COMMIT:
           await writer.write(req.offset, req.data);
           if (req.action === WriteAction.COMMIT) await writer.commit(req.labels);
-          const status = writer.status();
-          response = {
-            action: req.action,
-            startedAt: toTimestamp(status.startedAt),
-            updatedAt: toTimestamp(status.updatedAt),
-            offset: status.offset,
-            total: status.total,
-            digest: writer.digest(),
-          };
           break;
-        }
         default:
           throw invalidArgument(`unknown write action ${String(req.action)}`);
       }
+      const status = writer.status();
+      const response: WriteContentResponse = {
+        action: req.action,
+        startedAt: toTimestamp(status.startedAt),
+        updatedAt: toTimestamp(status.updatedAt),
+        offset: status.offset,
+        total: status.total,
+        digest: writer.digest(),
+      };
       await send(call, response);
       // containerd's service ends the call after a commit, whether or not the client half-closed.
       if (req.action === WriteAction.COMMIT) return;

@@ -99,33 +99,13 @@ export function unary<Req, Res>(
   };
 }
 
-export function serverStream<Req, Res>(
+/** Runs a streaming handler: OK ends the call, an error becomes its status (unless the client already left). */
+function streaming<Call extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(
   env: HandlerEnv,
   service: string,
   method: string,
-  fn: (req: Req, ctx: RequestContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
-): (call: ServerWritableStream<Req, Res>) => void {
-  return (call) => {
-    const { run, finish } = begin(env, service, method, call.metadata);
-    run((ctx) => fn(call.request, ctx, call)).then(
-      () => {
-        finish(undefined);
-        call.end();
-      },
-      (err: unknown) => {
-        const mapped = finish(err);
-        if (!call.cancelled) call.emit('error', mapped);
-      },
-    );
-  };
-}
-
-export function bidiStream<Req, Res>(
-  env: HandlerEnv,
-  service: string,
-  method: string,
-  fn: (ctx: RequestContext, call: ServerDuplexStream<Req, Res>) => Promise<void>,
-): (call: ServerDuplexStream<Req, Res>) => void {
+  fn: (ctx: RequestContext, call: Call) => Promise<void>,
+): (call: Call) => void {
   return (call) => {
     const { run, finish } = begin(env, service, method, call.metadata);
     run((ctx) => fn(ctx, call)).then(
@@ -139,4 +119,22 @@ export function bidiStream<Req, Res>(
       },
     );
   };
+}
+
+export function serverStream<Req, Res>(
+  env: HandlerEnv,
+  service: string,
+  method: string,
+  fn: (req: Req, ctx: RequestContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
+): (call: ServerWritableStream<Req, Res>) => void {
+  return streaming(env, service, method, (ctx, call: ServerWritableStream<Req, Res>) => fn(call.request, ctx, call));
+}
+
+export function bidiStream<Req, Res>(
+  env: HandlerEnv,
+  service: string,
+  method: string,
+  fn: (ctx: RequestContext, call: ServerDuplexStream<Req, Res>) => Promise<void>,
+): (call: ServerDuplexStream<Req, Res>) => void {
+  return streaming(env, service, method, fn);
 }
