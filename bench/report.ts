@@ -1,6 +1,6 @@
 import { MiB } from './data';
 import { MEMORY_ROWS, RSS_LIMIT, type Row, type Sizes } from './rows';
-import type { TargetName } from './targets';
+import { TARGET_NAMES, type TargetName } from './targets';
 
 /** Every measurement of one row on one target. */
 export interface Samples {
@@ -77,27 +77,40 @@ function ratioCell(result: RowResult, target: 'direct' | 'proxy'): string {
   return `${value.toFixed(2)}× ${value >= goal ? 'ok' : 'MISS'} (≥${goal})`;
 }
 
-/** One figure per target, d/c/p/s. */
-function perTarget(result: RowResult, figure: (s: NonNullable<ReturnType<typeof summary>>) => string): string[] {
-  return (['direct', 'containerd', 'proxy', 's3'] as const).map((t) => {
-    const s = summary(result.samples[t]);
-    return s ? figure(s) : '–';
-  });
+/** One figure per target shown, joined by slashes. */
+function perTarget(result: RowResult, targets: readonly TargetName[], figure: (s: NonNullable<ReturnType<typeof summary>>) => string): string {
+  return targets
+    .map((t) => {
+      const s = summary(result.samples[t]);
+      return s ? figure(s) : '–';
+    })
+    .join(' / ');
 }
 
-function rssCell(result: RowResult): string {
-  const cells = perTarget(result, (s) => (s.peakRssBytes / MiB).toFixed(0));
-  if (!MEMORY_ROWS.includes(result.row.id)) return cells.join(' / ');
+function rssCell(result: RowResult, targets: readonly TargetName[]): string {
+  const cells = perTarget(result, targets, (s) => (s.peakRssBytes / MiB).toFixed(0));
+  if (!MEMORY_ROWS.includes(result.row.id)) return cells;
   const ours = (['direct', 'proxy'] as const).map((t) => summary(result.samples[t])?.peakRssBytes ?? 0);
-  return `${cells.join(' / ')} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
+  return `${cells} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
 }
 
 /** A plain-text table; values are medians of the runs. */
 export function toTable(input: ReportInput): string {
-  const header = ['row', 'unit', 'direct', 'containerd', 'proxy', 's3', 'direct/ctrd', 'proxy/ctrd', 'peak RSS MiB d/c/p/s', 'store CPU s d/c/p/s'];
+  // Only the targets that ran get columns.
+  const targets = TARGET_NAMES.filter((t) => input.results.some((result) => result.samples[t]));
+  const initials = targets.map((t) => t[0]).join('/');
+  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
-    return [result.row.title(input.sizes), result.row.unit, cell('direct'), cell('containerd'), cell('proxy'), cell('s3'), ratioCell(result, 'direct'), ratioCell(result, 'proxy'), rssCell(result), perTarget(result, (s) => s.storeCpuSeconds.toFixed(1)).join(' / ')];
+    return [
+      result.row.title(input.sizes),
+      result.row.unit,
+      ...targets.map(cell),
+      ratioCell(result, 'direct'),
+      ratioCell(result, 'proxy'),
+      rssCell(result, targets),
+      perTarget(result, targets, (s) => s.storeCpuSeconds.toFixed(1)),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
