@@ -200,7 +200,7 @@ export class Store implements ContentStore {
         if (isNew) this.db.insertIngest(current);
         this.leases.holdIngest(ctx, ref);
       });
-      const writer = new IngestWriter(this, ctx, row, holder, progress ?? (await this.baseProgress(row)), { total, expected });
+      const writer = new IngestWriter(this, ctx, row, holder, progress ?? { hash: newHash(), offset: this.baseOffset(row) }, { total, expected });
       this.liveWriters.set(row.id, writer);
       holder.onRelease(() => this.liveWriters.delete(row.id));
       return writer;
@@ -332,16 +332,13 @@ export class Store implements ContentStore {
   private async statusOf(row: IngestRow): Promise<Status> {
     const live = this.liveWriters.get(row.id);
     if (live) return live.status();
-    const offset = row.baseDigest ? (this.db.getBlob(row.baseDigest)?.size ?? 0) : ((await this.backend.ingestSize(row.id)) ?? 0);
+    const offset = row.baseDigest ? this.baseOffset(row) : ((await this.backend.ingestSize(row.id)) ?? 0);
     return { ref: row.ref, offset, total: row.total, expected: row.expected, startedAt: row.startedAt, updatedAt: row.updatedAt };
   }
 
-  private async baseProgress(row: IngestRow): Promise<IngestProgress> {
-    if (row.baseDigest) {
-      const blob = this.db.getBlob(row.baseDigest);
-      return { hash: newHash(), offset: blob?.size ?? 0 };
-    }
-    return { hash: newHash(), offset: 0 };
+  /** Where an ingest based on a shared blob stands before anything is staged: at that blob's end. */
+  private baseOffset(row: IngestRow): number {
+    return row.baseDigest ? (this.db.getBlob(row.baseDigest)?.size ?? 0) : 0;
   }
 
   private async resumeProgress(row: IngestRow): Promise<IngestProgress | undefined> {
