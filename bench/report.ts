@@ -42,8 +42,11 @@ function summary(samples: Samples | undefined) {
   };
 }
 
-/** this store ÷ containerd's own store, on medians. */
-function ratio(result: RowResult, target: 'direct' | 'proxy'): number | undefined {
+/** The targets compared with containerd's own store. */
+type Compared = 'direct' | 'proxy' | 'proxy-ref';
+
+/** target ÷ containerd's own store, on medians. */
+function ratio(result: RowResult, target: Compared): number | undefined {
   const ours = summary(result.samples[target]);
   const theirs = summary(result.samples.containerd);
   return ours && theirs ? ours.median / theirs.median : undefined;
@@ -61,7 +64,7 @@ export function toJson(input: ReportInput): unknown {
       title: result.row.title(input.sizes),
       unit: result.row.unit,
       targets: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summary(samples)])),
-      ratios: { direct: ratio(result, 'direct') ?? null, proxy: ratio(result, 'proxy') ?? null },
+      ratios: { direct: ratio(result, 'direct') ?? null, proxy: ratio(result, 'proxy') ?? null, proxyRef: ratio(result, 'proxy-ref') ?? null },
       goals: result.row.goals,
     })),
   };
@@ -69,9 +72,11 @@ export function toJson(input: ReportInput): unknown {
 
 const fixed = (value: number | undefined, digits: number): string => (value === undefined ? '–' : value.toFixed(digits));
 
-function ratioCell(result: RowResult, target: 'direct' | 'proxy'): string {
+function ratioCell(result: RowResult, target: Compared): string {
   const value = ratio(result, target);
-  const goal = result.row.goals[target];
+  // proxy-ref has no goal: it only shows the ceiling for proxy.
+  const goals: Partial<Record<Compared, number>> = result.row.goals;
+  const goal = goals[target];
   if (value === undefined) return '–';
   if (goal === undefined) return `${value.toFixed(2)}×`;
   return `${value.toFixed(2)}× ${value >= goal ? 'ok' : 'MISS'} (≥${goal})`;
@@ -94,12 +99,15 @@ function rssCell(result: RowResult, targets: readonly TargetName[]): string {
   return `${cells} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
 }
 
+/** Each target's letter in the per-target columns (proxy and proxy-ref share their first). */
+const INITIALS: Record<TargetName, string> = { direct: 'd', containerd: 'c', proxy: 'p', 'proxy-ref': 'r', s3: 's' };
+
 /** A plain-text table; values are medians of the runs. */
 export function toTable(input: ReportInput): string {
   // Only the targets that ran get columns.
   const targets = TARGET_NAMES.filter((t) => input.results.some((result) => result.samples[t]));
-  const initials = targets.map((t) => t[0]).join('/');
-  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`];
+  const initials = targets.map((t) => INITIALS[t]).join('/');
+  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', 'ref/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
     return [
@@ -108,6 +116,7 @@ export function toTable(input: ReportInput): string {
       ...targets.map(cell),
       ratioCell(result, 'direct'),
       ratioCell(result, 'proxy'),
+      ratioCell(result, 'proxy-ref'),
       rssCell(result, targets),
       perTarget(result, targets, (s) => s.storeCpuSeconds.toFixed(1)),
     ];
@@ -117,7 +126,7 @@ export function toTable(input: ReportInput): string {
   return [
     `machine: ${input.machine}`,
     `command: ${input.command}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3; containerd's own work is not counted for proxy)`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,

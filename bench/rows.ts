@@ -76,7 +76,7 @@ export interface Row {
   measure(ctx: RowContext): Promise<Measurement>;
 }
 
-const ALL: readonly TargetName[] = ['direct', 'containerd', 'proxy'];
+const ALL: readonly TargetName[] = ['direct', 'containerd', 'proxy', 'proxy-ref'];
 const THROUGH_CONTAINERD = 0.9;
 
 /** A size as people write it: 512 MiB, 4 KiB, 3.0 MiB. */
@@ -226,7 +226,7 @@ export const ROWS: readonly Row[] = [
     id: 'pull',
     title: (s) => `ctr images pull + unpack, ${size(s.pullLayers * s.pullLayerSize)} image`,
     unit: 'MiB/s',
-    targets: ['containerd', 'proxy'],
+    targets: ['containerd', 'proxy', 'proxy-ref'],
     fresh: true,
     goals: { proxy: 0.95 },
     measure: async (ctx) => {

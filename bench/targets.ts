@@ -1,6 +1,10 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { stringify } from 'smol-toml';
+import { conformanceMissing, goEnv } from '../test/support/conformance';
 import { contentdSnippet, startContainerd, type Containerd } from '../test/support/containerd';
+import { runOk, startDaemon, type Daemon } from '../test/support/process';
 import { startTestServer, type TestServer } from '../test/support/server';
 import { startS3Target } from './s3';
 
@@ -8,10 +12,12 @@ import { startS3Target } from './s3';
  * What a row runs against: this server on its own ("direct"), a containerd
  * on its built-in store ("containerd", the baseline), or a containerd using
  * this server as its content proxy plugin ("proxy", configured with the
- * snippet `contentd containerd-config` prints), or this server with its blobs
- * in S3 on a private Ceph RGW ("s3", bench/s3.ts).
+ * snippet `contentd containerd-config` prints), or a containerd using its own
+ * local store, served by bench/refserver (Go), as its proxy plugin
+ * ("proxy-ref": the best any proxy plugin could do), or this server with its
+ * blobs in S3 on a private Ceph RGW ("s3", bench/s3.ts).
  */
-export const TARGET_NAMES = ['direct', 'containerd', 'proxy', 's3'] as const;
+export const TARGET_NAMES = ['direct', 'containerd', 'proxy', 'proxy-ref', 's3'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export interface Target {
@@ -44,23 +50,11 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     }
     case 'proxy': {
       const server = await startContentd(options);
-      let containerd: Containerd;
-      try {
-        containerd = await startContainerd({ dir: join(options.dir, 'containerd'), contentProxy: await contentdSnippet(server) });
-      } catch (e) {
-        await server.destroy();
-        throw e;
-      }
-      return {
-        name,
-        address: containerd.address,
-        storePid: server.process.pid!,
-        containerd,
-        stop: async () => {
-          await containerd.stop();
-          await server.destroy();
-        },
-      };
+      return behindContainerd(name, options, { pid: server.process.pid!, stop: () => server.destroy() }, () => contentdSnippet(server));
+    }
+    case 'proxy-ref': {
+      const { daemon, address } = await startRefServer(options.dir);
+      return behindContainerd(name, options, { pid: daemon.process.pid!, stop: () => daemon.stop() }, async () => proxySnippet(address));
     }
     case 's3':
       return startS3Target((config) => startContentd(options, config));
@@ -73,4 +67,62 @@ async function startContentd(options: TargetOptions, config?: string): Promise<T
   // The config file is written into the root, so it must exist first.
   if (config !== undefined) await mkdir(root, { recursive: true, mode: 0o700 });
   return startTestServer({ root, nodeArgs, config });
+}
+
+/** containerd with store as its content proxy plugin; the store is stopped with containerd, or at once if containerd does not start. */
+async function behindContainerd(
+  name: TargetName,
+  options: TargetOptions,
+  store: { pid: number; stop(): Promise<void> },
+  snippet: () => Promise<string>,
+): Promise<Target> {
+  let containerd: Containerd;
+  try {
+    containerd = await startContainerd({ dir: join(options.dir, 'containerd'), contentProxy: await snippet() });
+  } catch (e) {
+    await store.stop();
+    throw e;
+  }
+  return {
+    name,
+    address: containerd.address,
+    storePid: store.pid,
+    containerd,
+    stop: async () => {
+      await containerd.stop();
+      await store.stop();
+    },
+  };
+}
+
+const REFSERVER_GOPATH = resolve(__dirname, '..', '..', 'bench', 'refserver');
+let refServerBuild: Promise<string> | undefined;
+
+/** Builds bench/refserver once per bench process; resolves to the binary (in its GOPATH's bin/, gitignored). */
+function buildRefServer(): Promise<string> {
+  return (refServerBuild ??= (async () => {
+    // The same toolchain and Debian sources as the conformance harness.
+    const missing = conformanceMissing();
+    if (missing) throw new Error(`the proxy-ref target cannot be built: ${missing}; leave it out with --targets direct,containerd,proxy`);
+    const binary = join(REFSERVER_GOPATH, 'bin', 'refserver');
+    await mkdir(join(REFSERVER_GOPATH, 'bin'), { recursive: true });
+    // Built beside it, then renamed: another bench still running the old binary keeps it.
+    const building = `${binary}.${process.pid}`;
+    await runOk('go', ['build', '-o', building, 'contentd.local/refserver'], { cwd: REFSERVER_GOPATH, env: goEnv(REFSERVER_GOPATH), timeoutMs: 5 * 60_000 });
+    await rename(building, binary);
+    return binary;
+  })());
+}
+
+async function startRefServer(dir: string): Promise<{ daemon: Daemon; address: string }> {
+  const binary = await buildRefServer();
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const address = join(dir, 'refserver.sock');
+  const daemon = await startDaemon(binary, [join(dir, 'refserver'), address], { logFile: join(dir, 'refserver.log'), ready: () => existsSync(address) });
+  return { daemon, address };
+}
+
+/** The same shape as `contentd containerd-config`'s snippet, for any content proxy at address. */
+function proxySnippet(address: string): string {
+  return stringify({ version: 2, disabled_plugins: ['io.containerd.content.v1.content'], proxy_plugins: { refserver: { type: 'content', address } } });
 }

@@ -52,8 +52,9 @@ export function conformanceMissing(): string | undefined {
   return undefined;
 }
 
-function goEnv(): NodeJS.ProcessEnv {
-  const gopath = [goPathDir, systemGoPath, ...(process.env.GOPATH ? [process.env.GOPATH] : [])];
+/** Environment for the go tool in GOPATH mode: gopathDir (holding src/) first, then Debian's Go sources. */
+export function goEnv(gopathDir: string): NodeJS.ProcessEnv {
+  const gopath = [gopathDir, systemGoPath, ...(process.env.GOPATH ? [process.env.GOPATH] : [])];
   return {
     ...process.env,
     GO111MODULE: 'off',
@@ -65,7 +66,7 @@ function goEnv(): NodeJS.ProcessEnv {
 
 /** Compiles the harness (go test -c) to binary; rejects with the compiler's output. */
 export async function buildConformanceHarness(binary: string): Promise<void> {
-  const res = await run('go', ['test', '-c', '-o', binary, goPackage], { cwd: goPathDir, env: goEnv(), timeoutMs: 5 * 60_000 });
+  const res = await run('go', ['test', '-c', '-o', binary, goPackage], { cwd: goPathDir, env: goEnv(goPathDir), timeoutMs: 5 * 60_000 });
   if (res.code !== 0) throw new Error(`building the Go conformance harness failed:\n${res.stdout}${res.stderr}`);
 }
 
