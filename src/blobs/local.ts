@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, copyFile, link, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, openSync, rmSync, write } from 'node:fs';
+import { mkdir, open, readdir, rename, stat, copyFile, link } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { parseDigest } from '../store/digest';
 import { fromSystemError, invalidArgument, notFound } from '../store/errors';
@@ -15,6 +16,11 @@ import { HandleCache, type HandleLease } from './handle-cache';
  * and keeps the ingest intact until the store has recorded the commit. Files
  * are created 0600 / directories 0700: the content of private images must
  * not be world-readable.
+ *
+ * On the commit path, the cheap metadata calls (open, close, link, unlink)
+ * run inline: a hand-off to libuv's thread pool and back costs more CPU and
+ * latency than the call itself, and a small commit makes a dozen of them.
+ * Data writes and fsyncs, which can wait on the disk, go to the pool.
  */
 export class LocalBlobBackend implements BlobBackend {
   private readonly blobsDir: string;
@@ -51,12 +57,18 @@ export class LocalBlobBackend implements BlobBackend {
   }
 
   async openIngest(id: string): Promise<IngestFile> {
-    const path = this.ingestPath(id);
-    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT, 0o600).catch((e: unknown) => {
+    let fd: number;
+    try {
+      fd = openSync(this.ingestPath(id), constants.O_WRONLY | constants.O_CREAT, 0o600);
+    } catch (e) {
       throw fromSystemError(e);
-    });
-    const { size } = await handle.stat();
-    return new LocalIngestFile(handle, size);
+    }
+    try {
+      return new LocalIngestFile(fd, fstatSync(fd).size);
+    } catch (e) {
+      closeSync(fd);
+      throw fromSystemError(e);
+    }
   }
 
   async ingestSize(id: string): Promise<number | undefined> {
@@ -105,7 +117,7 @@ export class LocalBlobBackend implements BlobBackend {
 
   async removeIngest(id: string): Promise<void> {
     // recursive: a directory someone left in ingest/ must not stop start-up clean-up.
-    await rm(this.ingestPath(id), { force: true, recursive: true });
+    rmSync(this.ingestPath(id), { force: true, recursive: true });
   }
 
   async listIngests(): Promise<string[]> {
@@ -119,15 +131,19 @@ export class LocalBlobBackend implements BlobBackend {
     // Order matters for crash safety: the bytes are on disk before any name
     // points to them, and the name is on disk before the store records it.
     await syncPath(source);
-    if (await mkdir(dir, { recursive: true, mode: 0o700 })) await syncPath(this.blobsDir);
     try {
-      await link(source, target);
+      if (mkdirSync(dir, { recursive: true, mode: 0o700 })) await syncPath(this.blobsDir);
+      try {
+        linkSync(source, target);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        // The store publishes only digests it has no record of: this is what a failed commit left.
+        this.handles.evict(digest);
+        rmSync(target, { force: true });
+        linkSync(source, target);
+      }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e);
-      // The store publishes only digests it has no record of: this is what a failed commit left.
-      this.handles.evict(digest);
-      await rm(target, { force: true });
-      await link(source, target);
+      throw fromSystemError(e);
     }
     await syncPath(dir);
   }
@@ -147,7 +163,7 @@ export class LocalBlobBackend implements BlobBackend {
 
   async deleteBlob(digest: string): Promise<void> {
     this.handles.evict(digest);
-    await rm(this.blobPath(digest), { force: true });
+    rmSync(this.blobPath(digest), { force: true });
     // Also after: a reader may have opened the file while it was being removed.
     this.handles.evict(digest);
   }
@@ -188,9 +204,13 @@ export class LocalBlobBackend implements BlobBackend {
   }
 }
 
+const writeAt = promisify(write);
+const truncateFd = promisify(ftruncate);
+const fsyncFd = promisify(fsync);
+
 class LocalIngestFile implements IngestFile {
   constructor(
-    private readonly handle: FileHandle,
+    private readonly fd: number,
     private current: number,
   ) {}
 
@@ -202,24 +222,23 @@ class LocalIngestFile implements IngestFile {
     let done = 0;
     try {
       while (done < data.length) {
-        const { bytesWritten } = await this.handle.write(data, done, data.length - done, this.current + done);
-        done += bytesWritten;
+        done += (await writeAt(this.fd, data, done, data.length - done, this.current + done)).bytesWritten;
       }
     } catch (e) {
       // Leave the file as long as what was acknowledged, so offsets stay true.
-      await this.handle.truncate(this.current).catch(() => undefined);
+      await truncateFd(this.fd, this.current).catch(() => undefined);
       throw fromSystemError(e);
     }
     this.current += done;
   }
 
   async truncate(): Promise<void> {
-    await this.handle.truncate(0);
+    await truncateFd(this.fd, 0);
     this.current = 0;
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    closeSync(this.fd);
   }
 }
 
@@ -255,10 +274,10 @@ const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOT
 
 /** fsync of a file or directory: a directory entry is durable only once its directory is synced. */
 async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

@@ -160,6 +160,7 @@ export class MetadataDB {
 
   close(): void {
     this.db.close();
+    this.wal.close();
   }
 
   transaction<T>(fn: () => T): T {

@@ -1,4 +1,7 @@
-import { open } from 'node:fs/promises';
+import { closeSync, fdatasync, openSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const datasync = promisify(fdatasync);
 
 /**
  * Group commit for SQLite in WAL mode. A transaction committed with
@@ -11,6 +14,8 @@ import { open } from 'node:fs/promises';
 export class WalSync {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
+  /** Kept open: SQLite truncates and rewrites the WAL in place while a connection is open, never replaces it. */
+  private fd: number | undefined;
 
   constructor(private readonly walPath: string) {}
 
@@ -33,19 +38,22 @@ export class WalSync {
     return this.next;
   }
 
+  /** Closes the WAL's descriptor; call after the last sync. */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
   private async flush(): Promise<void> {
-    let handle;
-    try {
-      handle = await open(this.walPath, 'r');
-    } catch (e) {
-      // No WAL: everything was checkpointed into the database file, which SQLite syncs when it checkpoints.
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.walPath, 'r');
+      } catch (e) {
+        // No WAL: everything was checkpointed into the database file, which SQLite syncs when it checkpoints.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
     }
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
+    await datasync(this.fd);
   }
 }
