@@ -122,6 +122,7 @@ export class MetadataDB {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
+      this.wal.open();
     }
     this.syncMode = options.readonly ? undefined : { lazy: this.db.prepare('PRAGMA synchronous = NORMAL'), full: this.db.prepare('PRAGMA synchronous = FULL') };
     const db = this.db;

@@ -44,16 +44,19 @@ export class WalSync {
     this.fd = undefined;
   }
 
-  private async flush(): Promise<void> {
-    if (this.fd === undefined) {
-      try {
-        this.fd = openSync(this.walPath, 'r');
-      } catch (e) {
-        // No WAL: everything was checkpointed into the database file, which SQLite syncs when it checkpoints.
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
+  /** The WAL's descriptor, opened now when there is a WAL (the server opens it at start-up, not with its first commit). */
+  open(): number | undefined {
+    try {
+      this.fd ??= openSync(this.walPath, 'r');
+    } catch (e) {
+      // No WAL: everything was checkpointed into the database file, which SQLite syncs when it checkpoints.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    await datasync(this.fd);
+    return this.fd;
+  }
+
+  private async flush(): Promise<void> {
+    const fd = this.open();
+    if (fd !== undefined) await datasync(fd);
   }
 }

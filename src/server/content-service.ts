@@ -1,18 +1,19 @@
-import type { ServerDuplexStream, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   type ReadContentRequest,
   type ReadContentResponse,
   type WriteContentRequest,
   type WriteContentResponse,
   WriteAction,
-  ContentService,
+  type ListContentRequest,
   type ListContentResponse,
 } from '../../generated/containerd/services/content/v1/content';
+import type { ServerCall } from '../rpc/call';
+import type { ServiceDefinition, ServiceImplementation } from '../rpc/types';
 import { invalidArgument, outOfRange } from '../store/errors';
 import { validateDigest } from '../store/digest';
 import type { ContentStore, ContentWriter, Info, RequestContext } from '../store/types';
 import { toProtoInfo, toProtoStatus, toTimestamp } from './convert';
-import { bidiStream, serverStream, unary, type HandlerEnv } from './handlers';
+import { streaming, unary, type HandlerEnv } from './handlers';
 import { allocReadResponse, CONTENT_DEFINITION } from './wire';
 
 export const CONTENT_SERVICE_NAME = 'containerd.services.content.v1.Content';
@@ -23,7 +24,7 @@ const READ_CHUNK = 1 << 20;
 const LIST_BATCH = 100;
 
 /** The Content gRPC service: translates messages and nothing else. */
-export function contentService(store: ContentStore, env: HandlerEnv): { definition: typeof ContentService; implementation: UntypedServiceImplementation } {
+export function contentService(store: ContentStore, env: HandlerEnv): { definition: ServiceDefinition; implementation: ServiceImplementation } {
   const name = 'Content';
   const implementation = {
     info: unary(env, name, 'Info', (req: { digest: string }, ctx) => ({ info: toProtoInfo(store.info(ctx, req.digest)) })),
@@ -33,16 +34,16 @@ export function contentService(store: ContentStore, env: HandlerEnv): { definiti
       return { info: toProtoInfo(store.update(ctx, req.info, req.updateMask ?? [])) };
     }),
 
-    list: serverStream(env, name, 'List', async (req: { filters: string[] }, ctx, call: ServerWritableStream<{ filters: string[] }, ListContentResponse>) => {
+    list: streaming(env, name, 'List', async (ctx, call: ServerCall<ListContentRequest, ListContentResponse>) => {
       let batch: Info[] = [];
-      for (const info of store.walk(ctx, req.filters)) {
+      for (const info of store.walk(ctx, call.request.filters)) {
         batch.push(info);
         if (batch.length >= LIST_BATCH) {
-          await send(call, { info: batch.map(toProtoInfo) });
+          await call.send({ info: batch.map(toProtoInfo) });
           batch = [];
         }
       }
-      if (batch.length > 0) await send(call, { info: batch.map(toProtoInfo) });
+      if (batch.length > 0) await call.send({ info: batch.map(toProtoInfo) });
     }),
 
     delete: unary(env, name, 'Delete', async (req: { digest: string }, ctx) => {
@@ -50,9 +51,7 @@ export function contentService(store: ContentStore, env: HandlerEnv): { definiti
       return {};
     }),
 
-    read: serverStream(env, name, 'Read', (req: ReadContentRequest, ctx, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>) =>
-      read(store, req, ctx, call),
-    ),
+    read: streaming(env, name, 'Read', (ctx, call: ServerCall<ReadContentRequest, ReadContentResponse>) => read(store, ctx, call)),
 
     status: unary(env, name, 'Status', async (req: { ref: string }, ctx) => ({ status: toProtoStatus(await store.status(ctx, req.ref)) })),
 
@@ -60,17 +59,18 @@ export function contentService(store: ContentStore, env: HandlerEnv): { definiti
       statuses: (await store.listStatuses(ctx, req.filters)).map(toProtoStatus),
     })),
 
-    write: bidiStream(env, name, 'Write', (ctx, call: ServerDuplexStream<WriteContentRequest, WriteContentResponse>) => write(store, ctx, call)),
+    write: streaming(env, name, 'Write', (ctx, call: ServerCall<WriteContentRequest, WriteContentResponse>) => write(store, ctx, call)),
 
     abort: unary(env, name, 'Abort', async (req: { ref: string }, ctx) => {
       await store.abort(ctx, req.ref);
       return {};
     }),
   };
-  return { definition: CONTENT_DEFINITION, implementation: implementation as UntypedServiceImplementation };
+  return { definition: CONTENT_DEFINITION, implementation };
 }
 
-async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestContext, call: ServerWritableStream<ReadContentRequest, ReadContentResponse>): Promise<void> {
+async function read(store: ContentStore, ctx: RequestContext, call: ServerCall<ReadContentRequest, ReadContentResponse>): Promise<void> {
+  const req = call.request;
   validateDigest(req.digest);
   const reader = await store.readerAt(ctx, req.digest);
   try {
@@ -83,7 +83,7 @@ async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestCo
       const response = allocReadResponse(offset, length);
       const n = await reader.read(response.data, offset, length);
       if (n === 0) break;
-      await send(call, response.done(n));
+      await call.send(response.done(n));
       offset += n;
     }
   } finally {
@@ -92,13 +92,13 @@ async function read(store: ContentStore, req: ReadContentRequest, ctx: RequestCo
 }
 
 /** The Write stream, with containerd's service semantics (services/content/service.go). */
-async function write(store: ContentStore, ctx: RequestContext, call: ServerDuplexStream<WriteContentRequest, WriteContentResponse>): Promise<void> {
+async function write(store: ContentStore, ctx: RequestContext, call: ServerCall<WriteContentRequest, WriteContentResponse>): Promise<void> {
   let writer: ContentWriter | undefined;
   call.on('end', () => writer?.drain());
   // Nobody is left to hear about a failed close on a cancelled stream; it must not become an unhandled rejection.
   call.on('cancelled', () => void writer?.close().catch(() => undefined));
   try {
-    for await (const req of messages(call)) {
+    for await (const req of call.messages()) {
       if (!writer) {
         if (!req.ref) throw invalidArgument('first message must have a reference');
         writer = await store.writer(ctx, { ref: req.ref, total: req.total, expected: req.expected });
@@ -125,54 +125,11 @@ async function write(store: ContentStore, ctx: RequestContext, call: ServerDuple
         total: status.total,
         digest: writer.digest(),
       };
-      await send(call, response);
+      await call.send(response);
       // containerd's service ends the call after a commit, whether or not the client half-closed.
       if (req.action === WriteAction.COMMIT) return;
     }
   } finally {
     await writer?.close();
   }
-}
-
-/** Request messages until the client half-closes or cancels. */
-async function* messages<Req>(call: ServerDuplexStream<Req, unknown>): AsyncGenerator<Req> {
-  // The default iterator destroys the stream when the client half-closes, and a destroyed call never sends its status.
-  const iterator: AsyncIterator<Req> = call.iterator({ destroyOnReturn: false });
-  // One settle-once promise per message: racing against a single long-lived
-  // "cancelled" promise would keep every message (and its data) reachable
-  // from that promise until the stream ends.
-  let stop: (() => void) | undefined;
-  const onCancelled = (): void => stop?.();
-  call.once('cancelled', onCancelled);
-  try {
-    while (!call.cancelled) {
-      const next = await new Promise<IteratorResult<Req>>((resolve, reject) => {
-        stop = () => resolve({ done: true, value: undefined });
-        iterator.next().then(resolve, reject);
-      });
-      stop = undefined;
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    call.off('cancelled', onCancelled);
-  }
-}
-
-/**
- * Writes one message and waits until the transport has taken it, so that a
- * client that stops reading holds up one message (HTTP/2 flow control), not
- * the stream's whole buffer (16 messages of up to 1 MiB each) per stream.
- */
-async function send<T>(call: { write(message: T, callback: () => void): boolean; cancelled: boolean } & NodeJS.EventEmitter, message: T): Promise<void> {
-  if (call.cancelled) return;
-  // A cancelled call never calls back; listeners go on either event, as a long stream sends many messages.
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      call.off('cancelled', done);
-      resolve();
-    };
-    call.on('cancelled', done);
-    call.write(message, done);
-  });
 }

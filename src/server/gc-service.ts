@@ -1,4 +1,4 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceImplementation } from '../rpc/types';
 import { GarbageCollectorService, type CollectRequest, type CollectResponse } from '../../generated/contentd/services/gc/v1/gc';
 import type { GcReport, GcScheduler } from '../store/gc';
 import { toTimestamp } from './convert';
@@ -11,7 +11,7 @@ export function toProtoReport(report: GcReport): CollectResponse {
 }
 
 /** contentd's own GarbageCollector service, for `contentd gc` while the server holds the root. */
-export function gcService(gc: GcScheduler, env: HandlerEnv): UntypedServiceImplementation {
+export function gcService(gc: GcScheduler, env: HandlerEnv): ServiceImplementation {
   return {
     collect: unary(env, 'GarbageCollector', 'Collect', async (req: CollectRequest) =>
       toProtoReport(req.dryRun ? await gc.collector.collect({ dryRun: true }) : await gc.run('requested')),

@@ -1,12 +1,13 @@
-import { status, type Metadata, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { RequestContext } from '../store/types';
-import { requestContext } from './request-context';
-import { codeName, toServiceError } from './status';
+import type { ServerCall } from '../rpc/call';
+import { Code, type CallError, type StreamingHandler, type UnaryHandler } from '../rpc/types';
+import { requestContext, type MetadataReader } from './request-context';
+import { codeName, toCallError } from './status';
 
 /**
- * Wraps service methods written as async functions into grpc-js handlers:
+ * Wraps service methods written as async functions into RPC handlers:
  * request context from metadata, error mapping, one log line per request and
  * request metrics, so the service classes only translate messages.
  */
@@ -21,26 +22,26 @@ export interface HandlerEnv {
   requests?: RequestObserver;
 }
 
-type Finish = (err: unknown) => ReturnType<typeof toServiceError> | undefined;
+type Finish = (err: unknown) => CallError | undefined;
 
 /**
  * How loudly each outcome is logged. Callers such as containerd probe with
  * Info and Status and expect NotFound or AlreadyExists, so those are routine;
  * server-side failures are what an operator must see.
  */
-function levelOf(code: status): 'debug' | 'info' | 'warn' | 'error' {
+function levelOf(code: Code): 'debug' | 'info' | 'warn' | 'error' {
   switch (code) {
-    case status.OK:
-    case status.NOT_FOUND:
-    case status.ALREADY_EXISTS:
-    case status.CANCELLED:
+    case Code.OK:
+    case Code.NOT_FOUND:
+    case Code.ALREADY_EXISTS:
+    case Code.CANCELLED:
       return 'debug';
-    case status.RESOURCE_EXHAUSTED:
-    case status.UNAVAILABLE:
+    case Code.RESOURCE_EXHAUSTED:
+    case Code.UNAVAILABLE:
       return 'warn';
-    case status.INTERNAL:
-    case status.UNKNOWN:
-    case status.DATA_LOSS:
+    case Code.INTERNAL:
+    case Code.UNKNOWN:
+    case Code.DATA_LOSS:
       return 'error';
     default:
       return 'info';
@@ -48,14 +49,14 @@ function levelOf(code: status): 'debug' | 'info' | 'warn' | 'error' {
 }
 
 /** Starts the bookkeeping of one request; run() rejects before fn when the metadata is invalid. */
-function begin(env: HandlerEnv, service: string, method: string, metadata: Metadata) {
+function begin(env: HandlerEnv, service: string, method: string, metadata: MetadataReader) {
   const started = process.hrtime.bigint();
   const name = `${service}/${method}`;
   let namespace: string | undefined;
   env.requests?.started(name);
   const finish: Finish = (err) => {
-    const mapped = err === undefined ? undefined : toServiceError(err);
-    const code = mapped?.code ?? status.OK;
+    const mapped = err === undefined ? undefined : toCallError(err);
+    const code = mapped?.code ?? Code.OK;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     env.requests?.finished(name, codeName(code), seconds);
     const level = levelOf(code);
@@ -86,55 +87,34 @@ export function unary<Req, Res>(
   service: string,
   method: string,
   fn: (req: Req, ctx: RequestContext) => Promise<Res> | Res,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+): UnaryHandler {
   return (call, callback) => {
     const { run, finish } = begin(env, service, method, call.metadata);
-    run((ctx) => fn(call.request, ctx)).then(
+    run((ctx) => fn(call.request as Req, ctx)).then(
       (res) => {
         finish(undefined);
         callback(null, res);
       },
-      (err: unknown) => callback(finish(err) as ServiceError),
+      (err: unknown) => callback(finish(err)!),
     );
   };
 }
 
 /** Runs a streaming handler: OK ends the call, an error becomes its status (unless the client already left). */
-function streaming<Call extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(
+export function streaming<Req, Res>(
   env: HandlerEnv,
   service: string,
   method: string,
-  fn: (ctx: RequestContext, call: Call) => Promise<void>,
-): (call: Call) => void {
+  fn: (ctx: RequestContext, call: ServerCall<Req, Res>) => Promise<void>,
+): StreamingHandler {
   return (call) => {
     const { run, finish } = begin(env, service, method, call.metadata);
-    run((ctx) => fn(ctx, call)).then(
+    run((ctx) => fn(ctx, call as ServerCall<Req, Res>)).then(
       () => {
         finish(undefined);
         call.end();
       },
-      (err: unknown) => {
-        const mapped = finish(err);
-        if (!call.cancelled) call.emit('error', mapped);
-      },
+      (err: unknown) => call.fail(finish(err)!),
     );
   };
-}
-
-export function serverStream<Req, Res>(
-  env: HandlerEnv,
-  service: string,
-  method: string,
-  fn: (req: Req, ctx: RequestContext, call: ServerWritableStream<Req, Res>) => Promise<void>,
-): (call: ServerWritableStream<Req, Res>) => void {
-  return streaming(env, service, method, (ctx, call: ServerWritableStream<Req, Res>) => fn(call.request, ctx, call));
-}
-
-export function bidiStream<Req, Res>(
-  env: HandlerEnv,
-  service: string,
-  method: string,
-  fn: (ctx: RequestContext, call: ServerDuplexStream<Req, Res>) => Promise<void>,
-): (call: ServerDuplexStream<Req, Res>) => void {
-  return streaming(env, service, method, fn);
 }

@@ -1,4 +1,4 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceImplementation } from '../rpc/types';
 import {
   LeasesService,
   type AddResourceRequest,
@@ -27,7 +27,7 @@ function resourceOf(req: { resource?: LeaseResource }): LeaseResource {
 }
 
 /** containerd's Leases gRPC service: translates messages; Delete with sync waits for a collection. */
-export function leasesService(leases: LeaseManager, gc: GcScheduler, env: HandlerEnv): UntypedServiceImplementation {
+export function leasesService(leases: LeaseManager, gc: GcScheduler, env: HandlerEnv): ServiceImplementation {
   const name = 'Leases';
   return {
     create: unary(env, name, 'Create', (req: CreateRequest, ctx) => ({ lease: toProtoLease(leases.create(ctx, req.id, req.labels)) })),

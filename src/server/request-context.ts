@@ -1,4 +1,3 @@
-import type { Metadata } from '@grpc/grpc-js';
 import { invalidArgument } from '../store/errors';
 import type { RequestContext } from '../store/types';
 
@@ -19,13 +18,18 @@ export function validateIdentifier(kind: string, value: string): string {
   return value;
 }
 
-function single(metadata: Metadata, key: string): string | undefined {
+/** What the request context needs of a call's metadata (grpc-js's Metadata fits too). */
+export interface MetadataReader {
+  get(key: string): Array<string | Buffer>;
+}
+
+function single(metadata: MetadataReader, key: string): string | undefined {
   const values = metadata.get(key);
   if (values.length === 0) return undefined;
   return String(values[values.length - 1]);
 }
 
-export function requestContext(metadata: Metadata): RequestContext {
+export function requestContext(metadata: MetadataReader): RequestContext {
   const namespace = single(metadata, NAMESPACE_HEADER);
   const lease = single(metadata, LEASE_HEADER);
   return {

@@ -1,4 +1,3 @@
-import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +12,8 @@ import { Store } from '../store/store';
 import { LeasesService } from '../../generated/containerd/services/leases/v1/leases';
 import { GarbageCollectorService } from '../../generated/contentd/services/gc/v1/gc';
 import { Collector, GcScheduler } from '../store/gc';
+import { RpcServer } from '../rpc/server';
+import { Code, type ServiceDefinition, type ServiceImplementation, type StreamingHandler, type UnaryHandler } from '../rpc/types';
 import { CONTENT_SERVICE_NAME, contentService } from './content-service';
 import { CONTENT_DEFINITION } from './wire';
 import { GC_SERVICE_NAME, gcService } from './gc-service';
@@ -35,7 +36,7 @@ interface ServiceEntry {
   /** Full gRPC name, as the health service reports it. */
   name: string;
   definition: ServiceDefinition;
-  implement(store: Store, env: HandlerEnv, gc: GcScheduler): UntypedServiceImplementation;
+  implement(store: Store, env: HandlerEnv, gc: GcScheduler): ServiceImplementation;
 }
 
 /** Every gRPC service contentd serves (besides health): the one list to extend. */
@@ -85,16 +86,10 @@ export async function openStore(
 }
 
 /** Answers every method with UNAVAILABLE, until the store is open. */
-function startingUp(definition: ServiceDefinition): UntypedServiceImplementation {
-  const error = { code: status.UNAVAILABLE, details: 'contentd is starting up', metadata: new Metadata() };
-  return Object.fromEntries(
-    Object.entries(definition).map(([key, method]) => [
-      key,
-      method.responseStream
-        ? (call: ServerWritableStream<unknown, unknown>) => call.emit('error', error)
-        : (_call: unknown, callback: sendUnaryData<unknown>) => callback(error),
-    ]),
-  ) as UntypedServiceImplementation;
+function startingUp(definition: ServiceDefinition): ServiceImplementation {
+  const error = { code: Code.UNAVAILABLE, details: 'contentd is starting up' };
+  const unavailable: UnaryHandler & StreamingHandler = (call) => call.fail(error);
+  return Object.fromEntries(Object.keys(definition).map((key) => [key, unavailable]));
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
@@ -105,11 +100,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   setHealth('NOT_SERVING');
   const metrics = config.metrics.address ? new Metrics() : undefined;
   const env: HandlerEnv = { logger, requests: metrics };
-  const server = new Server({
-    'grpc.max_receive_message_length': config.grpc.maxRecvMessageSize,
-    'grpc.max_send_message_length': config.grpc.maxSendMessageSize,
+  const server = new RpcServer({
+    maxReceiveMessageSize: config.grpc.maxRecvMessageSize,
+    maxSendMessageSize: config.grpc.maxSendMessageSize,
   });
-  health.addToServer(server);
+  // grpc-health-check is typed against grpc-js's server; at run time it needs only what
+  // RpcServer's calls have (request, the callback, write, 'cancelled').
+  health.addToServer(server as unknown as Parameters<HealthImplementation['addToServer']>[0]);
   // Listen before opening the store, so that probes see NOT_SERVING and
   // clients UNAVAILABLE (which they retry) while start-up clean-up runs.
   for (const service of SERVICES) server.addService(service.definition, startingUp(service.definition));
@@ -123,9 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       logger.info('metrics endpoint', { url: `http://${endpoint.address}/metrics` });
     }
     await prepareSocketPath(address);
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${address}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-    );
+    await server.listen(address);
     await setSocketAccess(address, config.grpc.socketMode, config.grpc.uid, config.grpc.gid);
     opened = await openStore(config, logger, { observer: metrics, waitForLock: true });
   } catch (e) {
@@ -171,7 +166,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           server.forceShutdown();
           resolve();
         }, graceMs);
-        server.tryShutdown(() => {
+        void server.shutdown().then(() => {
           clearTimeout(timer);
           resolve();
         });

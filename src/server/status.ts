@@ -1,16 +1,16 @@
-import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { Code, type CallError } from '../rpc/types';
 import { StoreError, fromSystemError, type ErrorKind } from '../store/errors';
 
 /** The one place store errors become gRPC codes, as containerd's errdefs.ToGRPC does. */
-const CODES: Record<ErrorKind, status> = {
-  NotFound: status.NOT_FOUND,
-  AlreadyExists: status.ALREADY_EXISTS,
-  FailedPrecondition: status.FAILED_PRECONDITION,
-  Unavailable: status.UNAVAILABLE,
-  InvalidArgument: status.INVALID_ARGUMENT,
-  OutOfRange: status.OUT_OF_RANGE,
-  ResourceExhausted: status.RESOURCE_EXHAUSTED,
-  NotImplemented: status.UNIMPLEMENTED,
+const CODES: Record<ErrorKind, Code> = {
+  NotFound: Code.NOT_FOUND,
+  AlreadyExists: Code.ALREADY_EXISTS,
+  FailedPrecondition: Code.FAILED_PRECONDITION,
+  Unavailable: Code.UNAVAILABLE,
+  InvalidArgument: Code.INVALID_ARGUMENT,
+  OutOfRange: Code.OUT_OF_RANGE,
+  ResourceExhausted: Code.RESOURCE_EXHAUSTED,
+  NotImplemented: Code.UNIMPLEMENTED,
 };
 
 /**
@@ -24,15 +24,13 @@ function bounded(message: string): string {
   return message.length > MAX_DETAILS ? `${message.slice(0, MAX_DETAILS)}… (${message.length - MAX_DETAILS} more characters)` : message;
 }
 
-export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
+export function toCallError(err: unknown): CallError {
   const mapped = fromSystemError(err);
-  if (mapped instanceof StoreError) {
-    return { code: CODES[mapped.kind], details: bounded(mapped.message), metadata: new Metadata() };
-  }
+  if (mapped instanceof StoreError) return { code: CODES[mapped.kind], details: bounded(mapped.message) };
   const message = mapped instanceof Error ? mapped.message : String(mapped);
-  return { code: status.INTERNAL, details: bounded(message), metadata: new Metadata() };
+  return { code: Code.INTERNAL, details: bounded(message) };
 }
 
-export function codeName(code: status): string {
-  return status[code] ?? String(code);
+export function codeName(code: Code): string {
+  return Code[code] ?? String(code);
 }

@@ -1,11 +1,13 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { ContentService, type ReadContentResponse, WriteContentRequest } from '../../generated/containerd/services/content/v1/content';
+import { allocFramable } from '../rpc/framing';
 
 /**
  * Hand-made wire encoding on the two byte-heavy paths, to spare copies (and
  * the garbage they make) between the protobuf buffers and the file: a Read
- * response is allocated in wire form and the file is read straight into its
- * data field; a Write request's data is a view of the received message. The
+ * response is allocated in wire form, with room for the gRPC frame prefix,
+ * and the file is read straight into its data field; a Write request's data
+ * is a view of the received message. The
  * generated codecs do the rest, so the messages are the same on the wire.
  */
 
@@ -29,7 +31,7 @@ type ReadResponse = ReadContentResponse & { [WIRE]?: Buffer };
 export function allocReadResponse(offset: number, length: number): { data: Buffer; done(n: number): ReadContentResponse } {
   const header = offset > 0 ? 1 + varintSize(offset) : 0;
   const prefix = header + 1 + varintSize(length);
-  const bytes = Buffer.allocUnsafe(prefix + length);
+  const bytes = allocFramable(prefix + length);
   let at = 0;
   if (offset > 0) {
     bytes[at++] = READ_OFFSET_TAG;

@@ -1,0 +1,255 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { frame, FrameError, MessageDecoder } from './framing';
+import { Code, type CallError, type MethodDefinition } from './types';
+
+/** The request's metadata (HTTP/2 headers), read the way grpc-js's Metadata is. */
+export class RequestMetadata {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+
+  get(key: string): string[] {
+    const value = this.headers[key.toLowerCase()];
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value : [value];
+  }
+}
+
+export interface CallLimits {
+  maxReceiveMessageSize: number;
+  maxSendMessageSize: number;
+}
+
+/** Incoming messages held before the stream is paused (HTTP/2 flow control then holds the client). */
+const QUEUE_HIGH_WATER = 4;
+
+/**
+ * One gRPC call on one HTTP/2 stream: request messages in, response
+ * messages out, one status at the end. Events: 'cancelled' when the client
+ * goes away (or the deadline passes) before the status was sent, 'end' when
+ * the client half-closes a client-streaming call.
+ */
+export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
+  readonly metadata: RequestMetadata;
+  /** The request, for methods that take one message. */
+  request!: Req;
+  cancelled = false;
+  private headersSent = false;
+  private finished = false;
+  private readonly decoder: MessageDecoder;
+  private readonly queue: Req[] = [];
+  private waiting: ((result: IteratorResult<Req>) => void) | undefined;
+  private halfClosed = false;
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    private readonly method: MethodDefinition<Req, Res>,
+    private readonly limits: CallLimits,
+  ) {
+    super();
+    this.metadata = new RequestMetadata(headers);
+    this.decoder = new MessageDecoder(limits.maxReceiveMessageSize);
+    stream.on('error', () => undefined);
+    stream.on('close', () => this.onClose());
+    const timeout = parseTimeout(headers['grpc-timeout']);
+    if (timeout !== undefined) {
+      this.deadline = setTimeout(() => {
+        this.markCancelled();
+        this.fail({ code: Code.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+      }, timeout);
+    }
+  }
+
+  /**
+   * Feeds the request stream to the call: onFirst runs once the one request
+   * message of a unary or server-streaming method is in; for client streams,
+   * messages() yields them as they come.
+   */
+  start(onFirst: () => void): void {
+    const single = !this.method.requestStream;
+    let received = 0;
+    this.stream.on('data', (chunk: Buffer) => {
+      if (this.finished) return;
+      let messages: Buffer[];
+      try {
+        messages = this.decoder.push(chunk);
+      } catch (e) {
+        const tooLarge = e instanceof FrameError && e.kind === 'too-large';
+        this.fail({ code: tooLarge ? Code.RESOURCE_EXHAUSTED : Code.INTERNAL, details: (e as Error).message });
+        return;
+      }
+      for (const bytes of messages) {
+        let message: Req;
+        try {
+          message = this.method.requestDeserialize(bytes);
+        } catch (e) {
+          this.fail({ code: Code.INTERNAL, details: `Error deserializing request: ${(e as Error).message}` });
+          return;
+        }
+        received++;
+        if (single) {
+          if (received > 1) {
+            this.fail({ code: Code.UNIMPLEMENTED, details: 'received a second request message for a method that takes one' });
+            return;
+          }
+          this.request = message;
+        } else {
+          this.enqueue(message);
+        }
+      }
+    });
+    this.stream.on('end', () => {
+      if (this.finished) return;
+      if (this.decoder.partial) {
+        this.fail({ code: Code.INTERNAL, details: 'the request ended in the middle of a message' });
+        return;
+      }
+      if (single) {
+        if (received === 0) this.fail({ code: Code.UNIMPLEMENTED, details: 'no request message received' });
+        else onFirst();
+        return;
+      }
+      this.halfClosed = true;
+      this.waiting?.({ done: true, value: undefined });
+      this.waiting = undefined;
+      this.emit('end');
+    });
+    if (!single) onFirst();
+  }
+
+  /** Request messages of a client-streaming call, until the client half-closes or the call ends. */
+  async *messages(): AsyncGenerator<Req> {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next !== undefined) {
+        if (this.queue.length < QUEUE_HIGH_WATER && this.stream.isPaused()) this.stream.resume();
+        yield next;
+        continue;
+      }
+      if (this.halfClosed || this.finished) return;
+      const result = await new Promise<IteratorResult<Req>>((resolve) => (this.waiting = resolve));
+      if (result.done) return;
+      yield result.value;
+    }
+  }
+
+  /**
+   * Sends a message; resolves once the transport has taken it, so that a
+   * client that stops reading holds up one message per call (HTTP/2 flow
+   * control), or at once when the call is over.
+   */
+  send(message: Res): Promise<void> {
+    return new Promise((resolve) => this.write(message, resolve));
+  }
+
+  /** Sends a message (nothing once the call is over); callback as for send(). */
+  write(message: Res, callback?: () => void): void {
+    // A stream the client reset is destroyed before its 'close' event arrives.
+    if (this.finished || this.stream.destroyed) {
+      callback?.();
+      return;
+    }
+    const bytes = this.method.responseSerialize(message);
+    if (bytes.length > this.limits.maxSendMessageSize) {
+      this.fail({ code: Code.RESOURCE_EXHAUSTED, details: `Sent message larger than max (${bytes.length} vs. ${this.limits.maxSendMessageSize})` });
+      callback?.();
+      return;
+    }
+    this.sendHeaders();
+    // A stream destroyed meanwhile never calls back; 'close' settles everything then.
+    if (callback) {
+      let called = false;
+      const done = (): void => {
+        if (called) return;
+        called = true;
+        this.off('finished', done);
+        callback();
+      };
+      this.once('finished', done);
+      this.stream.write(frame(bytes), done);
+      return;
+    }
+    this.stream.write(frame(bytes));
+  }
+
+  /** Ends the call with OK. */
+  end(): void {
+    this.sendStatus(Code.OK, '');
+  }
+
+  /** Ends the call with an error status. */
+  fail(error: CallError): void {
+    this.sendStatus(error.code, error.details);
+  }
+
+  private enqueue(message: Req): void {
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ done: false, value: message });
+      return;
+    }
+    this.queue.push(message);
+    if (this.queue.length >= QUEUE_HIGH_WATER) this.stream.pause();
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': 'identity' }, { waitForTrailers: true });
+  }
+
+  private sendStatus(code: Code, details: string): void {
+    if (this.finished) return;
+    this.finish();
+    if (this.stream.destroyed || this.stream.closed) return;
+    const trailers = { 'grpc-status': String(code), ...(details && { 'grpc-message': encodeMessage(details) }) };
+    if (!this.headersSent) {
+      // Trailers-only: one HEADERS frame ends the call.
+      this.headersSent = true;
+      this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...trailers }, { endStream: true });
+      return;
+    }
+    this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));
+    this.stream.end();
+  }
+
+  private finish(): void {
+    this.finished = true;
+    clearTimeout(this.deadline);
+    this.queue.length = 0;
+    this.waiting?.({ done: true, value: undefined });
+    this.waiting = undefined;
+    this.emit('finished');
+  }
+
+  private onClose(): void {
+    if (this.finished) return;
+    this.markCancelled();
+    this.finish();
+  }
+
+  private markCancelled(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled');
+  }
+}
+
+/** grpc-timeout: up to 8 digits and a unit (hours down to nanoseconds), as milliseconds. */
+function parseTimeout(value: string | string[] | undefined): number | undefined {
+  const match = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
+  if (!match) return undefined;
+  const scale = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 }[match[2] as 'H' | 'M' | 'S' | 'm' | 'u' | 'n'];
+  return Math.min(Number(match[1]) * scale, 2 ** 31 - 1);
+}
+
+/** grpc-message is percent-encoded: every byte outside printable ASCII, and '%'. */
+function encodeMessage(message: string): string {
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
