@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { frame, FrameError, MessageDecoder } from './framing';
+import { BufferPool } from './buffer-pool';
+import { frame, FrameError, MessageDecoder, type Received } from './framing';
 import { Code, type CallError, type MethodDefinition } from './types';
 
 /** The request's metadata (HTTP/2 headers), read the way grpc-js's Metadata is. */
@@ -22,6 +23,14 @@ export interface CallLimits {
 /** Incoming messages held before the stream is paused (HTTP/2 flow control then holds the client). */
 const QUEUE_HIGH_WATER = 4;
 
+/** Buffers of client-streamed messages (1 MiB Write requests), shared by all calls. */
+const receivePool = new BufferPool();
+
+interface Queued<Req> {
+  message: Req;
+  release?: () => void;
+}
+
 /**
  * One gRPC call on one HTTP/2 stream: request messages in, response
  * messages out, one status at the end. Events: 'cancelled' when the client
@@ -36,8 +45,8 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private headersSent = false;
   private finished = false;
   private readonly decoder: MessageDecoder;
-  private readonly queue: Req[] = [];
-  private waiting: ((result: IteratorResult<Req>) => void) | undefined;
+  private readonly queue: Queued<Req>[] = [];
+  private waiting: ((result: IteratorResult<Queued<Req>>) => void) | undefined;
   private halfClosed = false;
   private deadline: NodeJS.Timeout | undefined;
 
@@ -49,7 +58,8 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   ) {
     super();
     this.metadata = new RequestMetadata(headers);
-    this.decoder = new MessageDecoder(limits.maxReceiveMessageSize);
+    // Only client streams take pooled buffers: messages() knows when each message is done with.
+    this.decoder = new MessageDecoder(limits.maxReceiveMessageSize, method.requestStream ? receivePool : undefined);
     stream.on('error', () => undefined);
     stream.on('close', () => this.onClose());
     const timeout = parseTimeout(headers['grpc-timeout']);
@@ -71,7 +81,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     let received = 0;
     this.stream.on('data', (chunk: Buffer) => {
       if (this.finished) return;
-      let messages: Buffer[];
+      let messages: Received[];
       try {
         messages = this.decoder.push(chunk);
       } catch (e) {
@@ -79,11 +89,12 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
         this.fail({ code: tooLarge ? Code.RESOURCE_EXHAUSTED : Code.INTERNAL, details: (e as Error).message });
         return;
       }
-      for (const bytes of messages) {
+      for (const { bytes, release } of messages) {
         let message: Req;
         try {
           message = this.method.requestDeserialize(bytes);
         } catch (e) {
+          release?.();
           this.fail({ code: Code.INTERNAL, details: `Error deserializing request: ${(e as Error).message}` });
           return;
         }
@@ -95,7 +106,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
           }
           this.request = message;
         } else {
-          this.enqueue(message);
+          this.enqueue({ message, release });
         }
       }
     });
@@ -118,19 +129,32 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     if (!single) onFirst();
   }
 
-  /** Request messages of a client-streaming call, until the client half-closes or the call ends. */
+  /**
+   * Request messages of a client-streaming call, until the client half-closes
+   * or the call ends. A message's bytes (a Write request's data) stay valid
+   * until the next message is asked for, or the loop over them ends: then its
+   * buffer goes back to the pool.
+   */
   async *messages(): AsyncGenerator<Req> {
-    for (;;) {
-      const next = this.queue.shift();
-      if (next !== undefined) {
-        if (this.queue.length < QUEUE_HIGH_WATER && this.stream.isPaused()) this.stream.resume();
-        yield next;
-        continue;
+    let release: (() => void) | undefined;
+    try {
+      for (;;) {
+        release?.();
+        release = undefined;
+        let next = this.queue.shift();
+        if (next) {
+          if (this.queue.length < QUEUE_HIGH_WATER && this.stream.isPaused()) this.stream.resume();
+        } else {
+          if (this.halfClosed || this.finished) return;
+          const result = await new Promise<IteratorResult<Queued<Req>>>((resolve) => (this.waiting = resolve));
+          if (result.done) return;
+          next = result.value;
+        }
+        release = next.release;
+        yield next.message;
       }
-      if (this.halfClosed || this.finished) return;
-      const result = await new Promise<IteratorResult<Req>>((resolve) => (this.waiting = resolve));
-      if (result.done) return;
-      yield result.value;
+    } finally {
+      release?.();
     }
   }
 
@@ -183,14 +207,14 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     this.sendStatus(error.code, error.details);
   }
 
-  private enqueue(message: Req): void {
+  private enqueue(queued: Queued<Req>): void {
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = undefined;
-      resolve({ done: false, value: message });
+      resolve({ done: false, value: queued });
       return;
     }
-    this.queue.push(message);
+    this.queue.push(queued);
     if (this.queue.length >= QUEUE_HIGH_WATER) this.stream.pause();
   }
 

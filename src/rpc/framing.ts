@@ -1,3 +1,5 @@
+import type { BufferPool } from './buffer-pool';
+
 /**
  * gRPC's length-prefixed messages on an HTTP/2 stream: one flag byte
  * (compressed or not), a 4-byte big-endian length, the message bytes.
@@ -12,10 +14,11 @@ type Framable = Uint8Array & { [FRAME]?: Buffer };
 
 /**
  * A buffer for a message of length bytes, with room for the prefix in front,
- * so that a large message (a 1 MiB Read response) is framed without a copy.
+ * so that a large message (a 1 MiB Read response) is framed without a copy;
+ * carved from backing when given (at least PREFIX_LENGTH + length bytes).
  */
-export function allocFramable(length: number): Buffer {
-  const whole = Buffer.allocUnsafe(PREFIX_LENGTH + length);
+export function allocFramable(length: number, backing?: Buffer): Buffer {
+  const whole = backing ? backing.subarray(0, PREFIX_LENGTH + length) : Buffer.allocUnsafe(PREFIX_LENGTH + length);
   const message: Buffer & { [FRAME]?: Buffer } = whole.subarray(PREFIX_LENGTH);
   message[FRAME] = whole;
   return message;
@@ -40,64 +43,110 @@ export class FrameError extends Error {
   }
 }
 
+/** One received message; release, when set, gives its pooled buffer back. */
+export interface Received {
+  bytes: Buffer;
+  release?: () => void;
+}
+
+/** Messages up to this size are collected into one buffer as they arrive, from the pool when there is one. */
+const PREALLOCATE_MAX = 4 << 20;
+
 /**
  * Cuts the stream's DATA chunks into messages. A message that arrives whole
- * in one chunk is a view of it, not a copy. Refuses a message over maxLength
- * as soon as its prefix is seen, before buffering any of it.
+ * in one chunk is a view of it, not a copy; one spread over chunks (HTTP/2
+ * frames are 16 KiB) is copied into a buffer of its size as it arrives.
+ * Refuses a message over maxLength as soon as its prefix is seen.
  */
 export class MessageDecoder {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Length of the message being collected, once its prefix is complete. */
+  private readonly prefix = Buffer.alloc(PREFIX_LENGTH);
+  private prefixBytes = 0;
+  /** The message being collected: its buffer (or chunks, for very large ones), length and bytes so far. */
+  private target: Buffer | undefined;
+  private pooled = false;
+  private chunks: Buffer[] = [];
   private expected = -1;
+  private filled = 0;
 
-  constructor(private readonly maxLength: number) {}
+  /** @param pool where collecting buffers come from: only for receivers that release each message when done with it */
+  constructor(
+    private readonly maxLength: number,
+    private readonly pool?: BufferPool,
+  ) {}
 
   /** The messages completed by chunk; throws FrameError on a message it must refuse. */
-  push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+  push(chunk: Buffer): Received[] {
+    const out: Received[] = [];
     let at = 0;
     while (at < chunk.length) {
-      if (this.pendingBytes === 0 && this.expected < 0 && chunk.length - at >= PREFIX_LENGTH) {
-        // The common case: the prefix is in this chunk.
-        this.expected = this.checkPrefix(chunk, at);
-        at += PREFIX_LENGTH;
-        if (chunk.length - at >= this.expected) {
-          out.push(chunk.subarray(at, at + this.expected));
-          at += this.expected;
-          this.expected = -1;
+      if (this.expected < 0) {
+        if (this.prefixBytes === 0 && chunk.length - at >= PREFIX_LENGTH) {
+          this.begin(chunk, at);
+          at += PREFIX_LENGTH;
+          // The common case for small messages: all of it in this chunk.
+          if (chunk.length - at >= this.expected) {
+            out.push({ bytes: chunk.subarray(at, at + this.expected) });
+            at += this.expected;
+            this.expected = -1;
+            continue;
+          }
+        } else {
+          const take = Math.min(chunk.length - at, PREFIX_LENGTH - this.prefixBytes);
+          chunk.copy(this.prefix, this.prefixBytes, at, at + take);
+          this.prefixBytes += take;
+          at += take;
+          if (this.prefixBytes < PREFIX_LENGTH) continue;
+          this.prefixBytes = 0;
+          this.begin(this.prefix, 0);
+        }
+        this.collect();
+        if (this.expected === 0) {
+          out.push(this.complete());
           continue;
         }
       }
-      const take = Math.min(chunk.length - at, this.expected < 0 ? PREFIX_LENGTH - this.pendingBytes : this.expected - this.pendingBytes);
-      this.pending.push(chunk.subarray(at, at + take));
-      this.pendingBytes += take;
+      const take = Math.min(chunk.length - at, this.expected - this.filled);
+      if (this.target) chunk.copy(this.target, this.filled, at, at + take);
+      else this.chunks.push(chunk.subarray(at, at + take));
+      this.filled += take;
       at += take;
-      if (this.expected < 0) {
-        if (this.pendingBytes < PREFIX_LENGTH) continue;
-        this.expected = this.checkPrefix(Buffer.concat(this.pending, PREFIX_LENGTH), 0);
-        this.pending = [];
-        this.pendingBytes = 0;
-      }
-      if (this.pendingBytes === this.expected) {
-        out.push(this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes));
-        this.pending = [];
-        this.pendingBytes = 0;
-        this.expected = -1;
-      }
+      if (this.filled === this.expected) out.push(this.complete());
     }
     return out;
   }
 
   /** True when the stream ended in the middle of a message. */
   get partial(): boolean {
-    return this.pendingBytes > 0 || this.expected >= 0;
+    return this.prefixBytes > 0 || this.expected >= 0;
   }
 
-  private checkPrefix(bytes: Buffer, at: number): number {
+  private begin(bytes: Buffer, at: number): void {
     if (bytes[at] !== 0) throw new FrameError('compressed', 'compressed messages are not supported (grpc-accept-encoding: identity)');
     const length = bytes.readUInt32BE(at + 1);
     if (length > this.maxLength) throw new FrameError('too-large', `Received message larger than max (${length} vs. ${this.maxLength})`);
-    return length;
+    this.expected = length;
+  }
+
+  /** Starts collecting a message that spans chunks. */
+  private collect(): void {
+    this.filled = 0;
+    if (this.expected > PREALLOCATE_MAX) return;
+    const pooled = this.pool?.take(this.expected);
+    this.pooled = pooled !== undefined;
+    this.target = pooled ?? Buffer.allocUnsafe(this.expected);
+  }
+
+  private complete(): Received {
+    const target = this.target;
+    const pool = this.pooled ? this.pool : undefined;
+    const received: Received = target
+      ? { bytes: target.subarray(0, this.expected), ...(pool && { release: () => pool.give(target) }) }
+      : { bytes: Buffer.concat(this.chunks, this.expected) };
+    this.target = undefined;
+    this.pooled = false;
+    this.chunks = [];
+    this.expected = -1;
+    this.filled = 0;
+    return received;
   }
 }

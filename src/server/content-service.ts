@@ -81,9 +81,17 @@ async function read(store: ContentStore, ctx: RequestContext, call: ServerCall<R
     while (offset < end && !call.cancelled) {
       const length = Math.min(READ_CHUNK, end - offset);
       const response = allocReadResponse(offset, length);
-      const n = await reader.read(response.data, offset, length);
-      if (n === 0) break;
+      const n = await reader.read(response.data, offset, length).catch((e: unknown) => {
+        response.release();
+        throw e;
+      });
+      if (n === 0) {
+        response.release();
+        break;
+      }
       await call.send(response.done(n));
+      // A cancelled call may not have written the bytes out yet: leave that buffer to the collector.
+      if (!call.cancelled) response.release();
       offset += n;
     }
   } finally {

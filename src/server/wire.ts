@@ -1,6 +1,7 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { ContentService, type ReadContentResponse, WriteContentRequest } from '../../generated/containerd/services/content/v1/content';
-import { allocFramable } from '../rpc/framing';
+import { BufferPool } from '../rpc/buffer-pool';
+import { allocFramable, PREFIX_LENGTH } from '../rpc/framing';
 
 /**
  * Hand-made wire encoding on the two byte-heavy paths, to spare copies (and
@@ -22,16 +23,31 @@ const WIRE = Symbol('wire');
 
 type ReadResponse = ReadContentResponse & { [WIRE]?: Buffer };
 
+/** Frame prefix plus the offset and data field headers. */
+const READ_HEADERS_MAX = PREFIX_LENGTH + 2 * 11;
+/** Read responses' buffers: the read loop gives one back once the transport has sent it. */
+const readBuffers = new BufferPool(READ_HEADERS_MAX);
+
+export interface ReadResponseBuffer {
+  /** Where the file's bytes go. */
+  data: Buffer;
+  /** The response carrying the first n bytes of data. */
+  done(n: number): ReadContentResponse;
+  /** Gives the buffer back for reuse: only once the transport has sent the response, or it was never sent. */
+  release(): void;
+}
+
 /**
  * A response for length bytes at offset: fill data, then call done(n) with
  * the bytes actually read. The message is an ordinary ReadContentResponse
  * whose data is a view of its own wire form; a short read (the end of a
  * file) carries no wire form and goes through the generated encoder.
  */
-export function allocReadResponse(offset: number, length: number): { data: Buffer; done(n: number): ReadContentResponse } {
+export function allocReadResponse(offset: number, length: number): ReadResponseBuffer {
   const header = offset > 0 ? 1 + varintSize(offset) : 0;
   const prefix = header + 1 + varintSize(length);
-  const bytes = allocFramable(prefix + length);
+  const backing = readBuffers.take(length);
+  const bytes = allocFramable(prefix + length, backing);
   let at = 0;
   if (offset > 0) {
     bytes[at++] = READ_OFFSET_TAG;
@@ -40,7 +56,11 @@ export function allocReadResponse(offset: number, length: number): { data: Buffe
   bytes[at++] = READ_DATA_TAG;
   writeVarint(bytes, at, length);
   const data = bytes.subarray(prefix);
-  return { data, done: (n): ReadResponse => (n === length ? { offset, data, [WIRE]: bytes } : { offset, data: data.subarray(0, n) }) };
+  return {
+    data,
+    done: (n): ReadResponse => (n === length ? { offset, data, [WIRE]: bytes } : { offset, data: data.subarray(0, n) }),
+    release: () => backing && readBuffers.give(backing),
+  };
 }
 
 /** Decodes a WriteContentRequest whose data is a view of bytes, not a copy. */
