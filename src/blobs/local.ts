@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, openSync, rmSync, write } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, openSync, readSync, rmSync, write } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, copyFile, link } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -242,6 +242,14 @@ class LocalIngestFile implements IngestFile {
   }
 }
 
+/**
+ * Reads up to this size run on the event loop: from the page cache a 32 KiB
+ * pread takes microseconds, against tens for a hand-off to libuv's thread
+ * pool and back (32 KiB ReadAt through containerd: −15% server CPU and
+ * latency). A cold read blocks other requests for one disk read.
+ */
+const INLINE_READ_MAX = 64 << 10;
+
 /** Reads through a shared cached handle; close() gives it back to the cache. */
 class LocalBlobReader implements BlobReader {
   constructor(private readonly lease: HandleLease) {}
@@ -251,6 +259,8 @@ class LocalBlobReader implements BlobReader {
   }
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
+    // Small reads (containerd's unpack reads 32 KiB per RPC) cost less inline than a trip through the thread pool.
+    if (length <= INLINE_READ_MAX) return readSync(this.lease.handle.fd, buffer, 0, length, position);
     const { bytesRead } = await this.lease.handle.read(buffer, 0, length, position);
     return bytesRead;
   }
