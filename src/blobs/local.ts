@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, openSync, readSync, rmSync, write } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, open as openCallback, openSync, readSync, rmSync, write } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, copyFile, link } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -17,10 +17,11 @@ import { HandleCache, type HandleLease } from './handle-cache';
  * are created 0600 / directories 0700: the content of private images must
  * not be world-readable.
  *
- * On the commit path, the cheap metadata calls (open, close, link, unlink)
- * run inline: a hand-off to libuv's thread pool and back costs more CPU and
- * latency than the call itself, and a small commit makes a dozen of them.
- * Data writes and fsyncs, which can wait on the disk, go to the pool.
+ * On the commit path, the cheap metadata calls (opening existing files,
+ * close, link, unlink) run inline: a hand-off to libuv's thread pool and back
+ * costs more CPU and latency than the call itself, and a small commit makes a
+ * dozen of them. Creating files, data writes and fsyncs, which can wait on
+ * the kernel or the disk, go to the pool.
  */
 export class LocalBlobBackend implements BlobBackend {
   private readonly blobsDir: string;
@@ -59,7 +60,8 @@ export class LocalBlobBackend implements BlobBackend {
   async openIngest(id: string): Promise<IngestFile> {
     let fd: number;
     try {
-      fd = openSync(this.ingestPath(id), constants.O_WRONLY | constants.O_CREAT, 0o600);
+      // Not inline: creating a file can take the kernel half a millisecond (ext4's inode allocation).
+      fd = await openFd(this.ingestPath(id), constants.O_WRONLY | constants.O_CREAT, 0o600);
     } catch (e) {
       throw fromSystemError(e);
     }
@@ -204,6 +206,7 @@ export class LocalBlobBackend implements BlobBackend {
   }
 }
 
+const openFd = promisify(openCallback);
 const writeAt = promisify(write);
 const truncateFd = promisify(ftruncate);
 const fsyncFd = promisify(fsync);
