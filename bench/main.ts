@@ -124,7 +124,9 @@ async function main(): Promise<void> {
   try {
     for (let run = 1; run <= flags.runs; run++) {
       for (const [rowIndex, result] of results.entries()) {
-        for (const name of result.row.targets.filter((t) => flags.targets.includes(t))) {
+        const names = result.row.targets.filter((t) => flags.targets.includes(t));
+        // Every other run in reverse order: no target always goes first (after the previous row's writes).
+        for (const name of run % 2 ? names : [...names].reverse()) {
           const measureOn = async (target: Target, client: BenchClient, state: TargetState) => {
             const ctx: RowContext = {
               target,
@@ -135,6 +137,8 @@ async function main(): Promise<void> {
               seed: run * 100 + rowIndex,
               pullFixture: () => (fixture ??= startPullFixture(join(dir, 'pull'), sizes.pullLayers, sizes.pullLayerSize)),
             };
+            // Dirty pages of earlier rows are flushed now, not during this measurement.
+            execFileSync('sync');
             await resetPeakRss(target.storePid);
             const cpuBefore = await cpuSeconds(target.storePid);
             const m = await result.row.measure(ctx);
