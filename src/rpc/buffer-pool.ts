@@ -9,7 +9,8 @@
 export class BufferPool {
   /** Smaller buffers come from Node's own pool or are too cheap to matter. */
   static readonly MIN_SIZE = 16 << 10;
-  private static readonly MAX_CLASS = 16 << 20;
+  /** Bounds what a pool keeps: FREE_PER_CLASS buffers of each class up to 4 MiB, under 64 MiB (a Read pool, whose classes stop at 1 MiB, under 16 MiB). */
+  private static readonly MAX_CLASS = 4 << 20;
   private static readonly FREE_PER_CLASS = 8;
   private readonly free = new Map<number, Buffer[]>();
 
