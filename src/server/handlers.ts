@@ -22,8 +22,6 @@ export interface HandlerEnv {
   requests?: RequestObserver;
 }
 
-type Finish = (err: unknown) => CallError | undefined;
-
 /**
  * How loudly each outcome is logged. Callers such as containerd probe with
  * Info and Status and expect NotFound or AlreadyExists, so those are routine;
@@ -54,8 +52,8 @@ function begin(env: HandlerEnv, service: string, method: string, metadata: Metad
   const name = `${service}/${method}`;
   let namespace: string | undefined;
   env.requests?.started(name);
-  const finish: Finish = (err) => {
-    const mapped = err === undefined ? undefined : toCallError(err);
+  /** Records the outcome: no error, or err and what it maps to. */
+  const record = (err?: unknown, mapped?: CallError): void => {
     const code = mapped?.code ?? Code.OK;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     env.requests?.finished(name, codeName(code), seconds);
@@ -71,6 +69,11 @@ function begin(env: HandlerEnv, service: string, method: string, metadata: Metad
       };
       log.log(level, mapped ? mapped.details : 'finished', fields);
     }
+  };
+  const succeeded = (): void => record();
+  const failed = (err: unknown): CallError => {
+    const mapped = toCallError(err);
+    record(err, mapped);
     return mapped;
   };
   const run = <T>(fn: (ctx: RequestContext) => Promise<T> | T): Promise<T> =>
@@ -79,7 +82,7 @@ function begin(env: HandlerEnv, service: string, method: string, metadata: Metad
       namespace = ctx.namespace;
       return fn(ctx);
     });
-  return { run, finish };
+  return { run, succeeded, failed };
 }
 
 export function unary<Req, Res>(
@@ -89,13 +92,13 @@ export function unary<Req, Res>(
   fn: (req: Req, ctx: RequestContext) => Promise<Res> | Res,
 ): UnaryHandler {
   return (call, callback) => {
-    const { run, finish } = begin(env, service, method, call.metadata);
+    const { run, succeeded, failed } = begin(env, service, method, call.metadata);
     run((ctx) => fn(call.request as Req, ctx)).then(
       (res) => {
-        finish(undefined);
+        succeeded();
         callback(null, res);
       },
-      (err: unknown) => callback(finish(err)!),
+      (err: unknown) => callback(failed(err)),
     );
   };
 }
@@ -108,13 +111,13 @@ export function streaming<Req, Res>(
   fn: (ctx: RequestContext, call: ServerCall<Req, Res>) => Promise<void>,
 ): StreamingHandler {
   return (call) => {
-    const { run, finish } = begin(env, service, method, call.metadata);
+    const { run, succeeded, failed } = begin(env, service, method, call.metadata);
     run((ctx) => fn(ctx, call as ServerCall<Req, Res>)).then(
       () => {
-        finish(undefined);
+        succeeded();
         call.end();
       },
-      (err: unknown) => call.fail(finish(err)!),
+      (err: unknown) => call.fail(failed(err)),
     );
   };
 }
