@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { changedSettings, resolveConfig, type CommonFlags } from '../config/config';
 import { createLogger } from '../log';
-import { startServer } from '../server/server';
+import { startServer, type RunningServer } from '../server/server';
 
 interface ServeFlags extends CommonFlags {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
@@ -42,8 +42,13 @@ export function registerServe(program: Command): void {
           logger.error('configuration reload failed; nothing changed', { error: e instanceof Error ? e.message : String(e) });
         }
       });
-      const server = await startServer(config, logger);
+      let server: RunningServer | undefined;
       const stop = (signal: string): void => {
+        // During start-up (waiting for the root's lock, say) there is nothing to drain: stop as a crash would, which the store recovers from.
+        if (!server) {
+          logger.warn('stopped during start-up', { signal });
+          process.exit(1);
+        }
         logger.info('shutting down', { signal });
         server.shutdown().then(
           () => process.exit(0),
@@ -53,7 +58,9 @@ export function registerServe(program: Command): void {
           },
         );
       };
+      // Registered before start-up: until a listener exists, SIGINT and SIGTERM kill the process outright.
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      server = await startServer(config, logger);
     });
 }
