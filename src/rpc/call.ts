@@ -20,6 +20,9 @@ export interface CallLimits {
   maxSendMessageSize: number;
 }
 
+/** Every response starts with these; an error before any message adds its status to them (trailers-only). */
+const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
+
 /** Incoming messages held before the stream is paused (HTTP/2 flow control then holds the client). */
 const QUEUE_HIGH_WATER = 4;
 
@@ -221,7 +224,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': 'identity' }, { waitForTrailers: true });
+    this.stream.respond({ ...RESPONSE_HEADERS, 'grpc-accept-encoding': 'identity' }, { waitForTrailers: true });
   }
 
   private sendStatus(code: Code, details: string): void {
@@ -232,7 +235,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     if (!this.headersSent) {
       // Trailers-only: one HEADERS frame ends the call.
       this.headersSent = true;
-      this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...trailers }, { endStream: true });
+      this.stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
       return;
     }
     this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));

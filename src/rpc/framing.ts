@@ -63,7 +63,8 @@ export class MessageDecoder {
   private prefixBytes = 0;
   /** The message being collected: its buffer (or chunks, for very large ones), length and bytes so far. */
   private target: Buffer | undefined;
-  private pooled = false;
+  /** Gives target back to the pool, when it came from there. */
+  private release: (() => void) | undefined;
   private chunks: Buffer[] = [];
   private expected = -1;
   private filled = 0;
@@ -131,19 +132,18 @@ export class MessageDecoder {
   private collect(): void {
     this.filled = 0;
     if (this.expected > PREALLOCATE_MAX) return;
-    const pooled = this.pool?.take(this.expected);
-    this.pooled = pooled !== undefined;
+    const { pool } = this;
+    const pooled = pool?.take(this.expected);
+    this.release = pool && pooled && (() => pool.give(pooled));
     this.target = pooled ?? Buffer.allocUnsafe(this.expected);
   }
 
   private complete(): Received {
-    const target = this.target;
-    const pool = this.pooled ? this.pool : undefined;
-    const received: Received = target
-      ? { bytes: target.subarray(0, this.expected), ...(pool && { release: () => pool.give(target) }) }
+    const received: Received = this.target
+      ? { bytes: this.target.subarray(0, this.expected), ...(this.release && { release: this.release }) }
       : { bytes: Buffer.concat(this.chunks, this.expected) };
     this.target = undefined;
-    this.pooled = false;
+    this.release = undefined;
     this.chunks = [];
     this.expected = -1;
     this.filled = 0;

@@ -11,8 +11,6 @@ import { Code, type MethodDefinition, type ServiceDefinition, type ServiceImplem
  * grpc-health-check's implementation plugs in as it is.
  */
 
-export interface RpcServerOptions extends CallLimits {}
-
 /** Per-stream receive window: a 1 MiB Write message and its framing arrive without waiting for a window update. */
 const STREAM_WINDOW = 2 << 20;
 /** Per-connection receive window: bounds what one client can have buffered here. */
@@ -29,7 +27,7 @@ export class RpcServer {
   private readonly http2: Http2Server;
   private closing = false;
 
-  constructor(private readonly options: RpcServerOptions) {
+  constructor(private readonly options: CallLimits) {
     // maxSessionMemory: Node's own cap makes sessions fail in odd ways under load; the windows above bound memory instead.
     this.http2 = createServer({ settings: { initialWindowSize: STREAM_WINDOW }, maxSessionMemory: Number.MAX_SAFE_INTEGER });
     this.http2.on('session', (session) => this.onSession(session));
