@@ -194,11 +194,10 @@ describe('gRPC transport, against contentd serve', () => {
     await stillServing();
   });
 
-  // Known gap in src/rpc: ServerCall sends the status but leaves the stream half-open until the
-  // client ends it (grpc-js and grpc-go clients do; a raw client may not), so such a stream holds
-  // a graceful shutdown for its whole grace period. grpc-go's server sends RST_STREAM(NO_ERROR)
-  // once the trailers are out (sent before them, it loses the status: the Write tests catch that).
-  test('after its status, a call whose client has not half-closed is reset with NO_ERROR', { todo: 'src/rpc leaves the stream half-open' }, async () => {
+  // Like grpc-go's server: once the status is out, a client still sending is told to stop, so a
+  // raw client that never half-closes holds no stream (nor a graceful shutdown). Sent before the
+  // trailers, the reset would lose the status: the Write tests catch that.
+  test('after its status, a call whose client has not half-closed is reset with NO_ERROR', async () => {
     const stream = session.request({ ':method': 'POST', ':path': WRITE, 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': NS });
     stream.on('error', () => undefined);
     stream.resume();

@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { BufferPool } from './buffer-pool';
 import { frame, FrameError, MessageDecoder, type Received } from './framing';
+import { encodeHeaders, type HeaderMap } from './http2/hpack';
+import type { ServerStream } from './http2/stream';
 import { Code, type CallError, type MethodDefinition } from './types';
 
 /** The request's metadata (HTTP/2 headers), read the way grpc-js's Metadata is. */
 export class RequestMetadata {
-  constructor(private readonly headers: IncomingHttpHeaders) {}
+  constructor(private readonly headers: HeaderMap) {}
 
   get(key: string): string[] {
     const value = this.headers[key.toLowerCase()];
@@ -21,7 +22,12 @@ export interface CallLimits {
 }
 
 /** Every response starts with these; an error before any message adds its status to them (trailers-only). */
-const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
+const RESPONSE_HEADERS = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+] as const;
+const RESPONSE_HEADER_BLOCK = encodeHeaders([...RESPONSE_HEADERS, ['grpc-accept-encoding', 'identity']]);
+const OK_TRAILER_BLOCK = encodeHeaders([['grpc-status', '0']]);
 
 /** Incoming messages held before the stream is paused (HTTP/2 flow control then holds the client). */
 const QUEUE_HIGH_WATER = 4;
@@ -54,18 +60,16 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private deadline: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
+    private readonly stream: ServerStream,
     private readonly method: MethodDefinition<Req, Res>,
     private readonly limits: CallLimits,
   ) {
     super();
-    this.metadata = new RequestMetadata(headers);
+    this.metadata = new RequestMetadata(stream.headers);
     // Only client streams take pooled buffers: messages() knows when each message is done with.
     this.decoder = new MessageDecoder(limits.maxReceiveMessageSize, method.requestStream ? receivePool : undefined);
-    stream.on('error', () => undefined);
-    stream.on('close', () => this.onClose());
-    const timeout = parseTimeout(headers['grpc-timeout']);
+    stream.onClose = () => this.onClose();
+    const timeout = parseTimeout(stream.headers['grpc-timeout']);
     if (timeout !== undefined) {
       this.deadline = setTimeout(() => {
         this.markCancelled();
@@ -82,7 +86,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   start(onFirst: () => void): void {
     const single = !this.method.requestStream;
     let received = 0;
-    this.stream.on('data', (chunk: Buffer) => {
+    this.stream.onData = (chunk: Buffer) => {
       if (this.finished) return;
       let messages: Received[];
       try {
@@ -112,8 +116,8 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
           this.enqueue({ message, release });
         }
       }
-    });
-    this.stream.on('end', () => {
+    };
+    this.stream.onEnd = () => {
       if (this.finished) return;
       if (this.decoder.partial) {
         this.fail({ code: Code.INTERNAL, details: 'the request ended in the middle of a message' });
@@ -128,7 +132,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
       this.waiting?.({ done: true, value: undefined });
       this.waiting = undefined;
       this.emit('end');
-    });
+    };
     if (!single) onFirst();
   }
 
@@ -146,7 +150,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
         release = undefined;
         let next = this.queue.shift();
         if (next) {
-          if (this.queue.length < QUEUE_HIGH_WATER && this.stream.isPaused()) this.stream.resume();
+          if (this.queue.length < QUEUE_HIGH_WATER && this.stream.isPaused) this.stream.resume();
         } else {
           if (this.halfClosed || this.finished) return;
           const result = await new Promise<IteratorResult<Queued<Req>>>((resolve) => (this.waiting = resolve));
@@ -172,8 +176,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
 
   /** Sends a message (nothing once the call is over); callback as for send(). */
   write(message: Res, callback?: () => void): void {
-    // A stream the client reset is destroyed before its 'close' event arrives.
-    if (this.finished || this.stream.destroyed) {
+    if (this.finished || this.stream.closed) {
       callback?.();
       return;
     }
@@ -184,7 +187,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
       return;
     }
     this.sendHeaders();
-    // A stream destroyed meanwhile never calls back; 'close' settles everything then.
+    // A stream reset meanwhile may not call back: 'finished' settles everything then.
     if (callback) {
       let called = false;
       const done = (): void => {
@@ -224,22 +227,26 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond({ ...RESPONSE_HEADERS, 'grpc-accept-encoding': 'identity' }, { waitForTrailers: true });
+    this.stream.respond(RESPONSE_HEADER_BLOCK);
   }
 
   private sendStatus(code: Code, details: string): void {
     if (this.finished) return;
     this.finish();
-    if (this.stream.destroyed || this.stream.closed) return;
-    const trailers = { 'grpc-status': String(code), ...(details && { 'grpc-message': encodeMessage(details) }) };
+    if (this.stream.closed) return;
+    if (code === Code.OK && !details && this.headersSent) {
+      this.stream.end(OK_TRAILER_BLOCK);
+      return;
+    }
+    const trailers: [string, string][] = [['grpc-status', String(code)]];
+    if (details) trailers.push(['grpc-message', encodeMessage(details)]);
     if (!this.headersSent) {
       // Trailers-only: one HEADERS frame ends the call.
       this.headersSent = true;
-      this.stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
+      this.stream.respondAndEnd(encodeHeaders([...RESPONSE_HEADERS, ...trailers]));
       return;
     }
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));
-    this.stream.end();
+    this.stream.end(encodeHeaders(trailers));
   }
 
   private finish(): void {
