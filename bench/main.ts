@@ -141,14 +141,17 @@ async function main(): Promise<void> {
             execFileSync('sync');
             await resetPeakRss(target.storePid);
             const cpuBefore = await cpuSeconds(target.storePid);
+            const clientBefore = process.cpuUsage();
             const m = await result.row.measure(ctx);
+            const clientCpu = process.cpuUsage(clientBefore);
             const rss = await peakRss(target.storePid);
             const cpu = (await cpuSeconds(target.storePid)) - cpuBefore;
-            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [] });
+            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [], clientCpuShare: [] });
             samples.values.push(m.value);
             samples.seconds.push(m.seconds);
             samples.peakRss.push(rss);
             samples.cpuSeconds.push(cpu);
+            samples.clientCpuShare.push((clientCpu.user + clientCpu.system) / 1e6 / m.seconds);
             process.stderr.write(
               `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, store CPU ${cpu.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
             );

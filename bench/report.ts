@@ -10,6 +10,12 @@ export interface Samples {
   peakRss: number[];
   /** CPU seconds the content store's process used during each run. */
   cpuSeconds: number[];
+  /**
+   * The benchmark client's own CPU time over the measurement's wall time (1 =
+   * one core busy throughout). Near 1, the row measures the client as much
+   * as the store: no store can be much faster through it.
+   */
+  clientCpuShare: number[];
 }
 
 export interface RowResult {
@@ -39,6 +45,7 @@ function summary(samples: Samples | undefined) {
     seconds: samples.seconds,
     peakRssBytes: Math.max(...samples.peakRss),
     storeCpuSeconds: median(samples.cpuSeconds),
+    clientCpuShare: median(samples.clientCpuShare),
   };
 }
 
@@ -107,7 +114,7 @@ export function toTable(input: ReportInput): string {
   // Only the targets that ran get columns.
   const targets = TARGET_NAMES.filter((t) => input.results.some((result) => result.samples[t]));
   const initials = targets.map((t) => INITIALS[t]).join('/');
-  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', 'ref/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`];
+  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', 'ref/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`, `client CPU % ${initials}`];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
     return [
@@ -119,6 +126,7 @@ export function toTable(input: ReportInput): string {
       ratioCell(result, 'proxy-ref'),
       rssCell(result, targets),
       perTarget(result, targets, (s) => s.storeCpuSeconds.toFixed(1)),
+      result.row.externalClient ? '–' : perTarget(result, targets, (s) => (100 * s.clientCpuShare).toFixed(0)),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
@@ -126,7 +134,7 @@ export function toTable(input: ReportInput): string {
   return [
     `machine: ${input.machine}`,
     `command: ${input.command}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref)`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref); client CPU % is the benchmark client's CPU time over the row's wall time (100 = one core busy throughout: the Node client, not the store, is then the limit)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,

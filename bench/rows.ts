@@ -71,6 +71,8 @@ export interface Row {
   targets: readonly TargetName[];
   /** Each run gets a newly started target (a pull must not find its content already there). */
   fresh?: boolean;
+  /** The work is done by another program (ctr), not the benchmark's own client. */
+  externalClient?: boolean;
   /** The minimum ratios against containerd's own store. */
   goals: Partial<Record<'direct' | 'proxy', number>>;
   measure(ctx: RowContext): Promise<Measurement>;
@@ -228,6 +230,7 @@ export const ROWS: readonly Row[] = [
     unit: 'MiB/s',
     targets: ['containerd', 'proxy', 'proxy-ref'],
     fresh: true,
+    externalClient: true,
     goals: { proxy: 0.95 },
     measure: async (ctx) => {
       const fixture = await ctx.pullFixture();

@@ -61,6 +61,9 @@ function huffmanDecode(bytes: Buffer, start: number, end: number): string {
   return Buffer.from(out).toString('latin1');
 }
 
+const HUFFMAN_CACHE_MAX_LENGTH = 128;
+const HUFFMAN_CACHE_ENTRIES = 64;
+
 const STATIC_ENTRIES = STATIC_TABLE.length;
 /** RFC 7541 §4.1: each entry also costs 32 octets of overhead. */
 const ENTRY_OVERHEAD = 32;
@@ -73,6 +76,11 @@ export class HeaderDecoder {
   private limit: number;
   private pos = 0;
   private block: Buffer = Buffer.alloc(0);
+  /**
+   * Node's client sends :path as a Huffman-coded literal on every call
+   * (nghttp2 never indexes it): decoded once per connection instead.
+   */
+  private readonly huffmanCache = new Map<string, string>();
 
   /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE this side advertised. */
   constructor(private readonly maxTableSize = 4096) {
@@ -169,7 +177,16 @@ export class HeaderDecoder {
     const end = start + length;
     if (end > this.block.length) throw new HpackError('truncated string');
     this.pos = end;
-    return huffman ? huffmanDecode(this.block, start, end) : this.block.toString('latin1', start, end);
+    if (!huffman) return this.block.toString('latin1', start, end);
+    if (length > HUFFMAN_CACHE_MAX_LENGTH) return huffmanDecode(this.block, start, end);
+    const coded = this.block.toString('latin1', start, end);
+    let decoded = this.huffmanCache.get(coded);
+    if (decoded === undefined) {
+      decoded = huffmanDecode(this.block, start, end);
+      if (this.huffmanCache.size >= HUFFMAN_CACHE_ENTRIES) this.huffmanCache.clear();
+      this.huffmanCache.set(coded, decoded);
+    }
+    return decoded;
   }
 }
 
