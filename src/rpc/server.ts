@@ -20,6 +20,11 @@ const STREAM_WINDOW = 2 << 20;
 /** Per-connection receive window: bounds what one client can have buffered here. */
 const CONNECTION_WINDOW = 16 << 20;
 
+export interface RpcServerOptions extends CallLimits {
+  /** A fault on this side that ended a connection (the server lives on). */
+  onInternalError(error: unknown): void;
+}
+
 interface Route {
   method: MethodDefinition;
   handler: UnaryHandler | StreamingHandler;
@@ -31,13 +36,13 @@ export class RpcServer {
   private readonly net: Server;
   private closing = false;
 
-  constructor(private readonly options: CallLimits) {
+  constructor(private readonly options: RpcServerOptions) {
     this.net = createServer((socket) => {
       if (this.closing) {
         socket.destroy();
         return;
       }
-      const connection = new Http2Connection(socket, { streamWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW }, (stream) => this.onStream(stream));
+      const connection = new Http2Connection(socket, { streamWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW }, (stream) => this.onStream(stream), options.onInternalError);
       this.connections.add(connection);
       socket.on('close', () => this.connections.delete(connection));
     });

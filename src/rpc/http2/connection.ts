@@ -29,6 +29,11 @@ const MAX_HEADER_BLOCK = 256 << 10;
 const SOCKET_BUFFER = 1 << 20;
 /** Below this, one response's frames are copied into a single buffer: one small write instead of several. */
 const COALESCE_MAX = 64 << 10;
+/** How many early-closed stream ids are remembered, for telling late frames from a misbehaving client. */
+const CLOSED_EARLY_KEPT = 256;
+/** RFC 7541 §6.3: dynamic table size update to 0. */
+const TABLE_SIZE_ZERO = Buffer.from([0x20]);
+const DEFAULT_TABLE_SIZE = 4096;
 
 class ConnectionError extends Error {
   constructor(
@@ -92,10 +97,18 @@ export class Http2Connection implements StreamOwner {
   private goingAway = false;
   private closed = false;
 
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE, and whether a lowering of it is still to be acknowledged in a header block. */
+  private peerTableSize = DEFAULT_TABLE_SIZE;
+  private tableSizeUpdate = false;
+  /** Recent streams this side closed while the client was still sending: its frames on them may still be in flight. */
+  private readonly closedEarly = new Set<number>();
+
   constructor(
     private readonly socket: Socket,
     private readonly settings: ConnectionSettings,
     private readonly onStream: (stream: ServerStream) => void,
+    /** A bug on this side (not the client's doing): the connection is closed with INTERNAL_ERROR and this is told. */
+    private readonly onInternalError: (error: unknown) => void,
   ) {
     this.receiveWindow = settings.connectionWindow;
     const initial = Buffer.alloc(6);
@@ -135,8 +148,8 @@ export class Http2Connection implements StreamOwner {
   }
 
   sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void {
-    if (block.length > this.peerMaxFrame) throw new Error(`response header block of ${block.length} bytes exceeds the peer's frame size`);
-    this.emit(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), stream.id, block));
+    this.queueHeaderBlock(stream.id, block, endStream);
+    this.scheduleFlush();
     if (endStream) this.finishStream(stream);
   }
 
@@ -154,8 +167,12 @@ export class Http2Connection implements StreamOwner {
       if (this.prefaceSeen < PREFACE.length) offset = this.readPreface(chunk);
       this.readFrames(chunk, offset);
     } catch (e) {
-      if (!(e instanceof ConnectionError)) throw e;
-      this.fail(e.code, e.message);
+      // Whatever goes wrong on one connection ends that connection, not the server.
+      if (e instanceof ConnectionError) this.fail(e.code, e.message);
+      else {
+        this.onInternalError(e);
+        this.fail(ErrorCode.INTERNAL_ERROR, 'internal error');
+      }
     }
   }
 
@@ -333,9 +350,9 @@ export class Http2Connection implements StreamOwner {
       return;
     }
     if (id <= this.lastStreamId) {
-      if (id % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on a server stream id');
-      // A stream already closed here (finished or reset): late headers are dropped.
-      return;
+      // Late trailers on a stream this side cut short are dropped; any other id at or below the last one is closed (RFC 9113 §5.1.1).
+      if (this.closedEarly.has(id)) return;
+      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (streams up to ${this.lastStreamId} opened)`);
     }
     if (id % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'even stream id from a client');
     this.lastStreamId = id;
@@ -383,7 +400,8 @@ export class Http2Connection implements StreamOwner {
       } else if (setting === Setting.ENABLE_PUSH && value > 1) {
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_PUSH out of range');
       }
-      // HEADER_TABLE_SIZE: this side's encoder never indexes, so any size suits it.
+      else if (setting === Setting.HEADER_TABLE_SIZE && value < this.peerTableSize) this.tableSizeUpdate = true;
+      if (setting === Setting.HEADER_TABLE_SIZE) this.peerTableSize = value;
     }
     this.emit(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     this.scheduleFlush();
@@ -434,11 +452,35 @@ export class Http2Connection implements StreamOwner {
 
   // ---- output
 
+  /** One header block: HEADERS, then CONTINUATION frames for what exceeds the peer's frame size (a long grpc-message, say). */
+  private queueHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
+    if (this.tableSizeUpdate) {
+      // RFC 7541 §4.2: after the peer lowers SETTINGS_HEADER_TABLE_SIZE, the next block starts with a size update; 0 suits any setting, as this encoder never indexes.
+      this.tableSizeUpdate = false;
+      block = Buffer.concat([TABLE_SIZE_ZERO, block]);
+    }
+    const end = endStream ? Flag.END_STREAM : 0;
+    if (block.length <= this.peerMaxFrame) {
+      this.queue(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | end, id, block));
+      return;
+    }
+    for (let at = 0; at < block.length; at += this.peerMaxFrame) {
+      const part = block.subarray(at, at + this.peerMaxFrame);
+      const last = at + this.peerMaxFrame >= block.length ? Flag.END_HEADERS : 0;
+      this.queue(at === 0 ? encodeFrame(FrameType.HEADERS, end, id, part) : encodeFrame(FrameType.CONTINUATION, last, id, part));
+    }
+  }
+
   /** Queues bytes for this turn's write. */
   private emit(bytes: Buffer): void {
+    this.queue(bytes);
+    this.scheduleFlush();
+  }
+
+  /** Adds bytes to the output of a flush already under way or scheduled. */
+  private queue(bytes: Buffer): void {
     this.out.push(bytes);
     this.outBytes += bytes.length;
-    this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
@@ -451,8 +493,23 @@ export class Http2Connection implements StreamOwner {
     this.flushScheduled = false;
     if (this.closed) return;
     if (!this.waitingForDrain) for (const stream of this.sending) this.pump(stream);
+    if (this.out.length > 0) this.write();
+    // Streams still in `sending` wait for the socket (those out of window left it, and come back with WINDOW_UPDATE).
+    if (this.sending.size > 0 && !this.waitingForDrain) {
+      if (this.socket.writableNeedDrain) {
+        this.waitingForDrain = true;
+        this.socket.once('drain', () => {
+          this.waitingForDrain = false;
+          this.scheduleFlush();
+        });
+      } else this.scheduleFlush();
+    }
+    if (this.goingAway) this.endIfIdle();
+  }
+
+  /** Writes this turn's output to the socket. */
+  private write(): void {
     const out = this.out;
-    if (out.length === 0) return;
     const callbacks = this.outCallbacks;
     const done = callbacks.length === 0 ? undefined : () => callbacks.forEach((callback) => callback());
     if (out.length === 1) this.socket.write(out[0]!, done);
@@ -466,17 +523,6 @@ export class Http2Connection implements StreamOwner {
     this.out = [];
     this.outBytes = 0;
     this.outCallbacks = [];
-    // Streams still in `sending` wait for the socket (those out of window left it, and come back with WINDOW_UPDATE).
-    if (this.sending.size > 0 && !this.waitingForDrain) {
-      if (this.socket.writableNeedDrain) {
-        this.waitingForDrain = true;
-        this.socket.once('drain', () => {
-          this.waitingForDrain = false;
-          this.scheduleFlush();
-        });
-      } else this.scheduleFlush();
-    }
-    if (this.goingAway) this.endIfIdle();
   }
 
   /** Moves a stream's response data into this turn's output, as far as windows and the socket allow. */
@@ -506,8 +552,7 @@ export class Http2Connection implements StreamOwner {
     }
     this.sending.delete(stream);
     if (stream.trailers) {
-      this.out.push(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream.id, stream.trailers));
-      this.outBytes += FRAME_HEADER + stream.trailers.length;
+      this.queueHeaderBlock(stream.id, stream.trailers, true);
       stream.trailers = undefined;
       this.finishStream(stream);
     }
@@ -517,8 +562,10 @@ export class Http2Connection implements StreamOwner {
   private finishStream(stream: ServerStream): void {
     stream.closed = true;
     this.sending.delete(stream);
+    stream.dropHeld();
     if (!stream.remoteEnded) {
       this.emit(rstStream(stream.id, ErrorCode.NO_ERROR));
+      this.rememberClosedEarly(stream.id);
       stream.remoteEnded = true;
     }
     this.removeStream(stream);
@@ -531,6 +578,7 @@ export class Http2Connection implements StreamOwner {
 
   private resetStream(id: number, code: ErrorCode): void {
     this.emit(rstStream(id, code));
+    this.rememberClosedEarly(id);
     const stream = this.streams.get(id);
     if (!stream) return;
     this.streams.delete(id);
@@ -539,9 +587,15 @@ export class Http2Connection implements StreamOwner {
     this.endIfIdle();
   }
 
+  private rememberClosedEarly(id: number): void {
+    this.closedEarly.add(id);
+    if (this.closedEarly.size > CLOSED_EARLY_KEPT) this.closedEarly.delete(this.closedEarly.values().next().value!);
+  }
+
   private endIfIdle(): void {
     if (!this.goingAway || this.streams.size > 0 || this.closed) return;
-    if (this.flushScheduled) return;
+    // Frames of this turn (the last call's trailers) go out first: flush() comes back here.
+    if (this.flushScheduled || this.out.length > 0) return;
     this.closed = true;
     this.socket.end();
   }

@@ -131,9 +131,18 @@ export class ServerStream {
   abort(): void {
     if (this.closed && this.outgoing.length === 0) return;
     this.closed = true;
-    this.held = [];
+    this.dropHeld();
     this.dropOutgoing();
     this.onClose();
+  }
+
+  /** Discards request data held by pause() that nobody will read, giving its flow-control window back to the connection. */
+  dropHeld(): void {
+    const held = this.held;
+    if (held.length === 0 && !this.endHeld) return;
+    this.held = [];
+    this.endHeld = false;
+    for (const chunk of held) this.owner.consumed(this, chunk.length);
   }
 
   /** Gives back the callbacks of data that will never be sent (nothing references it any more). */
