@@ -77,6 +77,18 @@ describe('Read', () => {
     }
   });
 
+  test('concurrent reads on one connection each get their own bytes (read buffers are reused only once written)', async () => {
+    const blobs = Array.from({ length: 8 }, () => randomBytes(40 * KiB));
+    for (const [i, data] of blobs.entries()) await writeBlob(fx.client, `concurrent-${i}`, data);
+    const reads = Array.from({ length: 400 }, async (_, i) => {
+      const data = blobs[i % blobs.length]!;
+      const offset = (i * 97) % 1000;
+      const got = await read(fx.client, sha256(data), offset, 32 * KiB);
+      assert.ok(got.data.equals(data.subarray(offset, offset + 32 * KiB)), `read ${i} returned another read's bytes`);
+    });
+    await Promise.all(reads);
+  });
+
   test("a client with gRPC's default 4 MiB receive limit reads the 5 MiB blob", async () => {
     const plain = new ContentClient(`unix:${fx.server.address}`, credentials.createInsecure());
     try {

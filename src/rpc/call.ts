@@ -166,9 +166,9 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   }
 
   /**
-   * Sends a message; resolves once the transport has taken it, so that a
+   * Sends a message; resolves once the transport has written it, so that a
    * client that stops reading holds up one message per call (HTTP/2 flow
-   * control), or at once when the call is over.
+   * control), or at once when the call is cancelled or already over.
    */
   send(message: Res): Promise<void> {
     return new Promise((resolve) => this.write(message, resolve));
@@ -187,16 +187,17 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
       return;
     }
     this.sendHeaders();
-    // A stream reset meanwhile may not call back: 'finished' settles everything then.
+    // The stream calls back once the bytes are written or dropped; a cancelled call settles everything at once.
+    // Not on a normal end: the message may still wait for the socket behind the status.
     if (callback) {
       let called = false;
       const done = (): void => {
         if (called) return;
         called = true;
-        this.off('finished', done);
+        this.off('cancelled', done);
         callback();
       };
-      this.once('finished', done);
+      this.once('cancelled', done);
       this.stream.write(frame(bytes), done);
       return;
     }

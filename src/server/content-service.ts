@@ -89,10 +89,17 @@ async function read(store: ContentStore, ctx: RequestContext, call: ServerCall<R
         response.release();
         break;
       }
-      await call.send(response.done(n));
-      // A cancelled call may not have written the bytes out yet: leave that buffer to the collector.
-      if (!call.cancelled) response.release();
+      const message = response.done(n);
       offset += n;
+      // A cancelled call may not have written the bytes out yet: leave that buffer to the collector.
+      const release = (): void => void (call.cancelled || response.release());
+      if (offset >= end) {
+        // The last message is not waited for, so the status leaves in the same write as its bytes.
+        call.write(message, release);
+        break;
+      }
+      await call.send(message);
+      release();
     }
   } finally {
     await reader.close();
