@@ -28,11 +28,10 @@ import {
   WriteContentResponse,
   type ContentClient,
 } from '../generated/containerd/services/content/v1/content';
-import { encodeHeaders, HeaderDecoder, HpackError, type HeaderMap } from '../src/rpc/http2/hpack';
+import { HeaderDecoder, HeaderEncoder, HpackError, type HeaderField, type HeaderMap } from '../src/rpc/http2/hpack';
 import { contentClient, info, md, rejectsWith, sha256, writeBlob } from './support/client';
 import {
   chunks,
-  decodeResponseHeaders,
   DEFAULT_WINDOW,
   encodeFrame,
   ErrorCode,
@@ -45,6 +44,7 @@ import {
   literalHeaders,
   pause,
   requestHeaders,
+  ResponseHeaderDecoder,
   rstStreamFrame,
   Setting,
   settingsFrame,
@@ -219,7 +219,7 @@ describe('HPACK decoder (RFC 7541)', () => {
     assert.throws(() => decoder.decode(hex('20 be')), HpackError, 'evicted by a size update to 0');
   });
 
-  test('encodeHeaders: decodes back to the same fields, long names and values (multi-byte integers) included, without touching the table', () => {
+  test('HeaderEncoder: decodes back to the same fields, long names and values (multi-byte integers) included; fields not marked repeated never touch the table', () => {
     const longValue = 'v'.repeat(300);
     const longName = `x-${'n'.repeat(140)}`;
     const input: [string, string][] = [
@@ -231,16 +231,52 @@ describe('HPACK decoder (RFC 7541)', () => {
       ['date', ''],
     ];
     const decoder = new HeaderDecoder();
-    const block = encodeHeaders(input);
+    const block = new HeaderEncoder().encode(input);
     assert.deepEqual(fields(decoder.decode(block)), input);
     // Literals without indexing: nothing was added to the dynamic table.
     assert.throws(() => decoder.decode(hex('be')), HpackError);
     // The long value's length went out as a multi-byte integer (0x7f, then 300 - 127 = 173 → ad 01).
     assert.ok(block.includes(hex('7f ad 01')), 'length 300 encoded as 7f ad 01');
-    // The raw client's HPACK agrees with it both ways (the raw tests rely on that): it reads what encodeHeaders
+    // The raw client's HPACK agrees with it both ways (the raw tests rely on that): it reads what the encoder
     // writes, and what it writes decodes here.
-    assert.deepEqual(decodeResponseHeaders(block), input);
+    assert.deepEqual(new ResponseHeaderDecoder().decode(block), input);
     assert.deepEqual(fields(new HeaderDecoder().decode(literalHeaders(input))), input);
+  });
+
+  test('HeaderEncoder: repeated fields go into the table once, then are one-byte indexes; other fields stay literals', () => {
+    const status: HeaderField = [':status', '200'];
+    const type: HeaderField = ['content-type', 'application/grpc'];
+    const ok: HeaderField = ['grpc-status', '0'];
+    const encoder = new HeaderEncoder(new Set([status, type, ok]));
+    const decoder = new HeaderDecoder();
+    const raw = new ResponseHeaderDecoder();
+    const blocks = [[status, type], [ok], [status, type], [ok], [status, type, ['grpc-message', 'x'] as const], [ok]].map((f) => encoder.encode(f));
+    for (const block of blocks) assert.deepEqual(raw.decode(block), fields(decoder.decode(block)));
+    // :status 200 is the static table's entry 8; content-type went in first (63 once grpc-status is in at 62).
+    assert.deepEqual([...blocks[2]!], [0x88, 0xbf]);
+    assert.deepEqual([...blocks[3]!], [0xbe]);
+    assert.equal(blocks[0]![1], 0x40 | 31, 'content-type: a literal with incremental indexing, its name static entry 31');
+    assert.deepEqual(raw.table, [['grpc-status', '0'], ['content-type', 'application/grpc']], 'grpc-message was not indexed');
+  });
+
+  test('HeaderEncoder: a lowered SETTINGS_HEADER_TABLE_SIZE is signalled at the start of the next block, and indexing stops when nothing fits', () => {
+    const type: HeaderField = ['content-type', 'application/grpc'];
+    const encoder = new HeaderEncoder(new Set([type]));
+    encoder.encode([type]);
+    encoder.setPeerTableSize(0);
+    const zero = encoder.encode([type]);
+    assert.deepEqual([...zero.subarray(0, 2)], [0x20, 0x0f], 'a size update to 0, then content-type as a plain literal');
+    // A decoder whose limit is 0 (the SETTINGS it sent) accepts every block from here on.
+    const decoder = new HeaderDecoder(0);
+    assert.deepEqual(fields(decoder.decode(zero)), [type]);
+    assert.deepEqual(fields(decoder.decode(encoder.encode([type]))), [type]);
+    // Raised again: signalled, and the field is indexed anew.
+    encoder.setPeerTableSize(4096);
+    const raised = encoder.encode([type]);
+    assert.equal(raised[0], 0x3f, 'a size update to 4096 (0x3f e1 1f)');
+    const again = new HeaderDecoder();
+    assert.deepEqual(fields(again.decode(raised)), [type]);
+    assert.deepEqual([...encoder.encode([type])], [0xbe]);
   });
 });
 
@@ -663,27 +699,45 @@ describe('HTTP/2 connection: raw frames against contentd serve', () => {
     await within(Promise.all(calls), 15_000, '200 concurrent Info calls');
   });
 
-  test(
-    'a client that advertises SETTINGS_HEADER_TABLE_SIZE 0 (node:http2) gets its responses',
-    async () => {
-      const session = http2Connect('http://localhost', { createConnection: () => netConnect(server.address), settings: { headerTableSize: 0 } });
-      session.on('error', () => undefined);
-      try {
+  test('a client that advertises SETTINGS_HEADER_TABLE_SIZE 0 (node:http2) gets every response: the size update first, then no indexing', async () => {
+    const session = http2Connect('http://localhost', { createConnection: () => netConnect(server.address), settings: { headerTableSize: 0 } });
+    session.on('error', () => undefined);
+    try {
+      for (let call = 0; call < 3; call++) {
         const stream = session.request({ ':method': 'POST', ':path': INFO, 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': NS });
         stream.on('error', () => undefined);
         stream.resume();
         stream.end(grpcFrame(infoRequest(digest)));
         const response = once(stream, 'response').then(([headers]) => headers as IncomingHttpHeaders);
+        const trailers = once(stream, 'trailers').then(([headers]) => headers as IncomingHttpHeaders);
         const closed = once(stream, 'close').then(() => undefined);
-        // nghttp2 rejects a header block without the table size update it expects with GOAWAY COMPRESSION_ERROR, and the call hangs.
-        const headers = await within(Promise.race([response, closed]), 2000, 'the response');
-        assert.ok(headers, `the stream closed without a response (RST_STREAM code ${stream.rstCode})`);
+        // nghttp2 rejects a header block it cannot decode with GOAWAY COMPRESSION_ERROR, and the call hangs.
+        const headers = await within(Promise.race([response, closed]), 2000, `the response to call ${call}`);
+        assert.ok(headers, `call ${call}: the stream closed without a response (RST_STREAM code ${stream.rstCode})`);
         assert.equal(headers[':status'], 200);
-      } finally {
-        session.destroy();
+        assert.equal((await within(Promise.race([trailers, closed]), 2000, `the trailers of call ${call}`))?.['grpc-status'], '0');
       }
-    },
-  );
+    } finally {
+      session.destroy();
+    }
+  });
+
+  test("fields every response repeats go into the client's HPACK table once: from the second call, response headers are 3 bytes and trailers 1", async () => {
+    const c = await connect();
+    for (let call = 0; call < 3; call++) {
+      const result = await within(c.unary(INFO, infoRequest(digest), NS), 5000, `Info ${call}`);
+      assertInfo(result, digest, blob.length);
+      assert.deepEqual(result.headers, [
+        [':status', '200'],
+        ['content-type', 'application/grpc'],
+        ['grpc-accept-encoding', 'identity'],
+      ]);
+      assert.deepEqual(result.trailers, [['grpc-status', '0']]);
+      const blocks = result.frames.filter((f) => f.type === FrameType.HEADERS).map((f) => f.payload.length);
+      if (call > 0) assert.deepEqual(blocks, [3, 1], `header block sizes of call ${call}`);
+      else assert.ok(blocks[0]! > 30, `the first response carries the literals (${blocks[0]} bytes)`);
+    }
+  });
 });
 
 describe('HTTP/2 connection: a response header block larger than a frame', () => {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BufferPool } from './buffer-pool';
 import { frame, FrameError, MessageDecoder, type Received } from './framing';
-import { encodeHeaders, type HeaderMap } from './http2/hpack';
+import type { HeaderField, HeaderMap } from './http2/hpack';
 import type { ServerStream } from './http2/stream';
 import { Code, type CallError, type MethodDefinition } from './types';
 
@@ -21,13 +21,18 @@ export interface CallLimits {
   maxSendMessageSize: number;
 }
 
+const STATUS_OK: HeaderField = [':status', '200'];
+const CONTENT_TYPE: HeaderField = ['content-type', 'application/grpc'];
+const ACCEPT_ENCODING: HeaderField = ['grpc-accept-encoding', 'identity'];
+const GRPC_OK: HeaderField = ['grpc-status', '0'];
+
+/** Fields of every call's response: the connection indexes them in the client's HPACK table. */
+export const REPEATED_FIELDS: ReadonlySet<HeaderField> = new Set([STATUS_OK, CONTENT_TYPE, ACCEPT_ENCODING, GRPC_OK]);
+
 /** Every response starts with these; an error before any message adds its status to them (trailers-only). */
-const RESPONSE_HEADERS = [
-  [':status', '200'],
-  ['content-type', 'application/grpc'],
-] as const;
-const RESPONSE_HEADER_BLOCK = encodeHeaders([...RESPONSE_HEADERS, ['grpc-accept-encoding', 'identity']]);
-const OK_TRAILER_BLOCK = encodeHeaders([['grpc-status', '0']]);
+const RESPONSE_HEADERS = [STATUS_OK, CONTENT_TYPE];
+const RESPONSE_HEADER_FIELDS = [...RESPONSE_HEADERS, ACCEPT_ENCODING];
+const OK_TRAILERS = [GRPC_OK];
 
 /** Incoming messages held before the stream is paused (HTTP/2 flow control then holds the client). */
 const QUEUE_HIGH_WATER = 4;
@@ -228,7 +233,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond(RESPONSE_HEADER_BLOCK);
+    this.stream.respond(RESPONSE_HEADER_FIELDS);
   }
 
   private sendStatus(code: Code, details: string): void {
@@ -236,18 +241,18 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     this.finish();
     if (this.stream.closed) return;
     if (code === Code.OK && !details && this.headersSent) {
-      this.stream.end(OK_TRAILER_BLOCK);
+      this.stream.end(OK_TRAILERS);
       return;
     }
-    const trailers: [string, string][] = [['grpc-status', String(code)]];
+    const trailers: HeaderField[] = [['grpc-status', String(code)]];
     if (details) trailers.push(['grpc-message', encodeMessage(details)]);
     if (!this.headersSent) {
       // Trailers-only: one HEADERS frame ends the call.
       this.headersSent = true;
-      this.stream.respondAndEnd(encodeHeaders([...RESPONSE_HEADERS, ...trailers]));
+      this.stream.respondAndEnd([...RESPONSE_HEADERS, ...trailers]);
       return;
     }
-    this.stream.end(encodeHeaders(trailers));
+    this.stream.end(trailers);
   }
 
   private finish(): void {

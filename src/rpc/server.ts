@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
-import { ServerCall, type CallLimits } from './call';
+import { REPEATED_FIELDS, ServerCall, type CallLimits } from './call';
 import { Http2Connection } from './http2/connection';
-import { encodeHeaders } from './http2/hpack';
+import type { HeaderField } from './http2/hpack';
 import type { ServerStream } from './http2/stream';
 import { Code, type MethodDefinition, type ServiceDefinition, type ServiceImplementation, type StreamingHandler, type UnaryHandler } from './types';
 
@@ -42,7 +42,7 @@ export class RpcServer {
         socket.destroy();
         return;
       }
-      const connection = new Http2Connection(socket, { streamWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW }, (stream) => this.onStream(stream), options.onInternalError);
+      const connection = new Http2Connection(socket, { streamWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW, repeatedFields: REPEATED_FIELDS }, (stream) => this.onStream(stream), options.onInternalError);
       this.connections.add(connection);
       socket.on('close', () => this.connections.delete(connection));
     });
@@ -116,7 +116,7 @@ export class RpcServer {
   }
 }
 
-const UNSUPPORTED_MEDIA_TYPE = encodeHeaders([[':status', '415']]);
+const UNSUPPORTED_MEDIA_TYPE: HeaderField[] = [[':status', '415']];
 
 const UNKNOWN_METHOD: MethodDefinition = {
   path: '',

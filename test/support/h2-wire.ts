@@ -6,9 +6,9 @@
 // the server sends back, in order.
 //
 // HPACK: requests are literals without indexing with literal names (the
-// dynamic table is never used); responses are decoded the way the server
-// writes them (literals without indexing, no Huffman, names from the static
-// table or literal), and anything else fails loudly.
+// server's dynamic table is never used); responses are decoded in arrival
+// order with a dynamic table of their own (ResponseHeaderDecoder), and
+// anything the server is not expected to write fails loudly.
 import { connect, type Socket } from 'node:net';
 import { grpcFrame } from './raw-grpc';
 
@@ -54,6 +54,8 @@ export interface Frame {
   flags: number;
   stream: number;
   payload: Buffer;
+  /** On the frame that ends a header block: the block's fields, decoded when it arrived (or why it could not be). */
+  fields?: [string, string][] | Error;
 }
 
 /** promise, or a failure naming what never happened (a broken server must fail the test, not hang it). */
@@ -185,48 +187,81 @@ const STATIC_NAMES = [
   'set-cookie', 'strict-transport-security', 'transfer-encoding', 'user-agent', 'vary', 'via', 'www-authenticate',
 ];
 
-/** Decodes a response header block as the server writes it; throws on any representation it does not use. */
-export function decodeResponseHeaders(block: Buffer): [string, string][] {
-  let pos = 0;
-  const integer = (prefix: number): number => {
-    const max = (1 << prefix) - 1;
-    let value = block[pos++]! & max;
-    if (value < max) return value;
-    for (let shift = 0; ; shift += 7) {
-      if (pos >= block.length) throw new Error('response header block: truncated integer');
-      const byte = block[pos++]!;
-      value += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return value;
+/** Values of the static table's entries that have one (RFC 7541 Appendix A), by index. */
+const STATIC_VALUES: Record<number, string> = {
+  2: 'GET', 3: 'POST', 4: '/', 5: '/index.html', 6: 'http', 7: 'https',
+  8: '200', 9: '204', 10: '206', 11: '304', 12: '400', 13: '404', 14: '500', 16: 'gzip, deflate',
+};
+
+/**
+ * Decodes the server's response header blocks, in the order they arrive on
+ * one connection: indexed fields, literals with and without indexing
+ * (plain strings, no Huffman), dynamic table size updates. Anything else
+ * fails loudly.
+ */
+export class ResponseHeaderDecoder {
+  /** The dynamic table, newest first. */
+  readonly table: [string, string][] = [];
+  private size = 0;
+  private maxSize = 4096;
+
+  decode(block: Buffer): [string, string][] {
+    let pos = 0;
+    const integer = (prefix: number): number => {
+      const max = (1 << prefix) - 1;
+      let value = block[pos++]! & max;
+      if (value < max) return value;
+      for (let shift = 0; ; shift += 7) {
+        if (pos >= block.length) throw new Error('response header block: truncated integer');
+        const byte = block[pos++]!;
+        value += (byte & 0x7f) * 2 ** shift;
+        if ((byte & 0x80) === 0) return value;
+      }
+    };
+    const string = (): string => {
+      if (block[pos]! & 0x80) throw new Error('response header block: a Huffman string (the test decoder reads plain strings only)');
+      const length = integer(7);
+      if (pos + length > block.length) throw new Error('response header block: truncated string');
+      const text = block.toString('latin1', pos, pos + length);
+      pos += length;
+      return text;
+    };
+    const entry = (index: number): [string, string] => {
+      if (index >= 1 && index <= STATIC_NAMES.length) return [STATIC_NAMES[index - 1]!, STATIC_VALUES[index] ?? ''];
+      const dynamic = this.table[index - STATIC_NAMES.length - 1];
+      if (!dynamic) throw new Error(`response header block: index ${index} outside both tables (dynamic table holds ${this.table.length})`);
+      return dynamic;
+    };
+    const out: [string, string][] = [];
+    while (pos < block.length) {
+      const first = block[pos]!;
+      if (first & 0x80) {
+        out.push(entry(integer(7)));
+      } else if (first & 0x40) {
+        const index = integer(6);
+        const field: [string, string] = [index === 0 ? string() : entry(index)[0], string()];
+        this.table.unshift(field);
+        this.size += 32 + field[0].length + field[1].length;
+        this.evict();
+        out.push(field);
+      } else if (first & 0x20) {
+        if (out.length > 0) throw new Error('response header block: a table size update after a field');
+        this.maxSize = integer(5);
+        this.evict();
+      } else {
+        const index = integer(4);
+        out.push([index === 0 ? string() : entry(index)[0], string()]);
+      }
     }
-  };
-  const string = (): string => {
-    if (block[pos]! & 0x80) throw new Error('response header block: a Huffman string (the test decoder reads plain strings only)');
-    const length = integer(7);
-    if (pos + length > block.length) throw new Error('response header block: truncated string');
-    const text = block.toString('latin1', pos, pos + length);
-    pos += length;
-    return text;
-  };
-  const out: [string, string][] = [];
-  while (pos < block.length) {
-    const first = block[pos]!;
-    // A dynamic table size update (§6.3) before the first field: nothing to do for a table never used.
-    if ((first & 0xe0) === 0x20 && out.length === 0) {
-      integer(5);
-      continue;
-    }
-    if (first & 0xf0) throw new Error(`response header block: representation 0x${first.toString(16)} (only literals without indexing expected)`);
-    const index = integer(4);
-    let name: string;
-    if (index === 0) name = string();
-    else {
-      const known = STATIC_NAMES[index - 1];
-      if (known === undefined) throw new Error(`response header block: name index ${index} outside the static table`);
-      name = known;
-    }
-    out.push([name, string()]);
+    return out;
   }
-  return out;
+
+  private evict(): void {
+    while (this.size > this.maxSize) {
+      const [name, value] = this.table.pop()!;
+      this.size -= 32 + name.length + value.length;
+    }
+  }
 }
 
 /** A gRPC request's header block. */
@@ -294,6 +329,8 @@ export class H2Client {
   readonly frames: Frame[] = [];
   /** Bytes after the last complete frame. */
   private pending = Buffer.alloc(0);
+  private readonly hpack = new ResponseHeaderDecoder();
+  private headerParts: Buffer[] | undefined;
   private readonly listeners = new Set<() => void>();
   /** Socket closed (or ended by the server: 'end'). */
   closed = false;
@@ -463,18 +500,13 @@ export class H2Client {
   streamResult(stream: number): StreamResult {
     const frames = this.frames.filter((f) => f.stream === stream);
     const blocks: [string, string][][] = [];
-    let block: Buffer[] | undefined;
     const bodies: Buffer[] = [];
     let reset: number | undefined;
     for (const f of frames) {
-      if (f.type === FrameType.HEADERS) block = [unpad(f)];
-      else if (f.type === FrameType.CONTINUATION && block) block.push(f.payload);
-      else if (f.type === FrameType.DATA) bodies.push(unpad(f));
+      if (f.type === FrameType.DATA) bodies.push(unpad(f));
       else if (f.type === FrameType.RST_STREAM) reset = f.payload.readUInt32BE(0);
-      if ((f.type === FrameType.HEADERS || f.type === FrameType.CONTINUATION) && block && f.flags & Flags.END_HEADERS) {
-        blocks.push(decodeResponseHeaders(Buffer.concat(block)));
-        block = undefined;
-      }
+      if (f.fields instanceof Error) throw f.fields;
+      if (f.fields) blocks.push(f.fields);
     }
     return { headers: blocks[0], trailers: blocks[1], body: Buffer.concat(bodies), reset, frames };
   }
@@ -532,11 +564,27 @@ export class H2Client {
       const frame: Frame = { type: bytes[3]!, flags: bytes[4]!, stream: bytes.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(bytes.subarray(9, 9 + length)) };
       bytes = bytes.subarray(9 + length);
       this.account(frame);
+      this.decodeHeaders(frame);
       this.frames.push(frame);
       this.onFrame?.(frame);
     }
     this.pending = Buffer.from(bytes);
     this.changed();
+  }
+
+  /** Header blocks are decoded as they arrive: the server's HPACK table changes in wire order, across streams. */
+  private decodeHeaders(frame: Frame): void {
+    if (frame.type === FrameType.HEADERS) this.headerParts = [unpad(frame)];
+    else if (frame.type === FrameType.CONTINUATION && this.headerParts) this.headerParts.push(frame.payload);
+    else return;
+    if (!(frame.flags & Flags.END_HEADERS)) return;
+    const block = Buffer.concat(this.headerParts);
+    this.headerParts = undefined;
+    try {
+      frame.fields = this.hpack.decode(block);
+    } catch (e) {
+      frame.fields = e as Error;
+    }
   }
 
   /** Windows for this side's DATA, and the SETTINGS ACK every client owes. */

@@ -13,7 +13,7 @@ import {
   uint32,
   writeFrameHeader,
 } from './frames';
-import { HeaderDecoder, HpackError, type HeaderMap } from './hpack';
+import { HeaderDecoder, HeaderEncoder, HpackError, type HeaderField, type HeaderMap } from './hpack';
 import { ServerStream, type StreamOwner } from './stream';
 
 export interface ConnectionSettings {
@@ -21,6 +21,8 @@ export interface ConnectionSettings {
   streamWindow: number;
   /** Receive window of the whole connection. */
   connectionWindow: number;
+  /** Response fields sent on every call: indexed in the client's HPACK table after their first use. */
+  repeatedFields: ReadonlySet<HeaderField>;
 }
 
 /** Largest header block (HEADERS + CONTINUATION) accepted: far above gRPC's 8 KiB metadata default. */
@@ -31,9 +33,6 @@ const SOCKET_BUFFER = 1 << 20;
 const COALESCE_MAX = 64 << 10;
 /** How many early-closed stream ids are remembered, for telling late frames from a misbehaving client. */
 const CLOSED_EARLY_KEPT = 256;
-/** RFC 7541 §6.3: dynamic table size update to 0. */
-const TABLE_SIZE_ZERO = Buffer.from([0x20]);
-const DEFAULT_TABLE_SIZE = 4096;
 
 class ConnectionError extends Error {
   constructor(
@@ -65,6 +64,7 @@ interface PendingHeaders {
 export class Http2Connection implements StreamOwner {
   private readonly streams = new Map<number, ServerStream>();
   private readonly decoder = new HeaderDecoder();
+  private readonly encoder: HeaderEncoder;
   private lastStreamId = 0;
   private prefaceSeen = 0;
   private settingsSeen = false;
@@ -97,9 +97,6 @@ export class Http2Connection implements StreamOwner {
   private goingAway = false;
   private closed = false;
 
-  /** The peer's SETTINGS_HEADER_TABLE_SIZE, and whether a lowering of it is still to be acknowledged in a header block. */
-  private peerTableSize = DEFAULT_TABLE_SIZE;
-  private tableSizeUpdate = false;
   /** Recent streams this side closed while the client was still sending: its frames on them may still be in flight. */
   private readonly closedEarly = new Set<number>();
 
@@ -111,6 +108,7 @@ export class Http2Connection implements StreamOwner {
     private readonly onInternalError: (error: unknown) => void,
   ) {
     this.receiveWindow = settings.connectionWindow;
+    this.encoder = new HeaderEncoder(settings.repeatedFields);
     const initial = Buffer.alloc(6);
     initial.writeUInt16BE(Setting.INITIAL_WINDOW_SIZE, 0);
     initial.writeUInt32BE(settings.streamWindow, 2);
@@ -147,8 +145,8 @@ export class Http2Connection implements StreamOwner {
     }
   }
 
-  sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void {
-    this.queueHeaderBlock(stream.id, block, endStream);
+  sendHeaders(stream: ServerStream, fields: readonly HeaderField[], endStream: boolean): void {
+    this.queueHeaderBlock(stream.id, fields, endStream);
     this.scheduleFlush();
     if (endStream) this.finishStream(stream);
   }
@@ -399,9 +397,7 @@ export class Http2Connection implements StreamOwner {
         this.peerMaxFrame = value;
       } else if (setting === Setting.ENABLE_PUSH && value > 1) {
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_PUSH out of range');
-      }
-      else if (setting === Setting.HEADER_TABLE_SIZE && value < this.peerTableSize) this.tableSizeUpdate = true;
-      if (setting === Setting.HEADER_TABLE_SIZE) this.peerTableSize = value;
+      } else if (setting === Setting.HEADER_TABLE_SIZE) this.encoder.setPeerTableSize(value);
     }
     this.emit(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
     this.scheduleFlush();
@@ -452,13 +448,13 @@ export class Http2Connection implements StreamOwner {
 
   // ---- output
 
-  /** One header block: HEADERS, then CONTINUATION frames for what exceeds the peer's frame size (a long grpc-message, say). */
-  private queueHeaderBlock(id: number, block: Buffer, endStream: boolean): void {
-    if (this.tableSizeUpdate) {
-      // RFC 7541 §4.2: after the peer lowers SETTINGS_HEADER_TABLE_SIZE, the next block starts with a size update; 0 suits any setting, as this encoder never indexes.
-      this.tableSizeUpdate = false;
-      block = Buffer.concat([TABLE_SIZE_ZERO, block]);
-    }
+  /**
+   * One header block: HEADERS, then CONTINUATION frames for what exceeds the
+   * peer's frame size (a long grpc-message, say). Encoded as it is queued, so
+   * that blocks reach the client's HPACK decoder in the order they were encoded.
+   */
+  private queueHeaderBlock(id: number, fields: readonly HeaderField[], endStream: boolean): void {
+    const block = this.encoder.encode(fields);
     const end = endStream ? Flag.END_STREAM : 0;
     if (block.length <= this.peerMaxFrame) {
       this.queue(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | end, id, block));

@@ -2,8 +2,7 @@ import { HUFFMAN_CODES, HUFFMAN_LENGTHS, STATIC_TABLE } from './hpack-tables';
 
 /**
  * HPACK (RFC 7541): the decoder keeps the dynamic table the client's encoder
- * fills; the encoder only writes literals without indexing, so the client's
- * decoder never needs table state from this side.
+ * fills; the encoder indexes only the few fields every response repeats.
  */
 
 export class HpackError extends Error {}
@@ -190,42 +189,119 @@ export class HeaderDecoder {
   }
 }
 
+/** A header field to send: name (lower-case) and value (latin1). */
+export type HeaderField = readonly [name: string, value: string];
+
 /** Static-table indexes by name, for literals with an indexed name. */
 const STATIC_NAMES = new Map<string, number>();
 STATIC_TABLE.forEach(([name], i) => {
   if (!STATIC_NAMES.has(name)) STATIC_NAMES.set(name, i + 1);
 });
 
-/** Encodes header fields as literals without indexing (names lower-case, values latin1). */
-export function encodeHeaders(fields: readonly (readonly [string, string])[]): Buffer {
-  const parts: number[] = [];
-  const pushInteger = (value: number, prefix: number, flags: number): void => {
-    const max = (1 << prefix) - 1;
-    if (value < max) {
-      parts.push(flags | value);
-      return;
+/** The table size HPACK starts with (RFC 7541 §4.2), and the most this encoder uses. */
+const DEFAULT_TABLE_SIZE = 4096;
+
+/**
+ * The HPACK encoder of one connection. The fields a server repeats on every
+ * response (given once: content-type, grpc-status 0, …) go into the peer's
+ * dynamic table the first time they are sent and are one-byte indexes after,
+ * which saves the client decoding them on every call; anything else is a
+ * literal without indexing. The repeated set is small and fixed, so entries
+ * are never evicted and their indexes follow from the order they went in.
+ */
+export class HeaderEncoder {
+  /** Repeated fields that are entries of the static table: always indexed. */
+  private readonly staticIndexes = new Map<HeaderField, number>();
+  /** Repeated fields in the peer's dynamic table, with the order they went in. */
+  private readonly inserted = new Map<HeaderField, number>();
+  private used = 0;
+  /** The dynamic table size in force: the peer's limit, at most the default. */
+  private maxSize = DEFAULT_TABLE_SIZE;
+  /** The smallest size the peer set since the last block, still to be signalled. */
+  private pendingMin: number | undefined;
+
+  constructor(private readonly repeated: ReadonlySet<HeaderField> = new Set()) {
+    for (const field of repeated) {
+      const index = STATIC_TABLE.findIndex(([name, value]) => name === field[0] && value === field[1]);
+      if (index >= 0) this.staticIndexes.set(field, index + 1);
     }
-    parts.push(flags | max);
-    let rest = value - max;
-    while (rest >= 0x80) {
-      parts.push((rest % 0x80) | 0x80);
-      rest = Math.floor(rest / 0x80);
-    }
-    parts.push(rest);
-  };
-  const pushString = (text: string): void => {
-    const bytes = Buffer.from(text, 'latin1');
-    pushInteger(bytes.length, 7, 0);
-    for (const byte of bytes) parts.push(byte);
-  };
-  for (const [name, value] of fields) {
-    const index = STATIC_NAMES.get(name);
-    if (index !== undefined) pushInteger(index, 4, 0);
-    else {
-      parts.push(0);
-      pushString(name);
-    }
-    pushString(value);
   }
-  return Buffer.from(parts);
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE. */
+  setPeerTableSize(size: number): void {
+    const next = Math.min(size, DEFAULT_TABLE_SIZE);
+    if (next === this.maxSize) return;
+    this.pendingMin = Math.min(this.pendingMin ?? next, next);
+    this.maxSize = next;
+  }
+
+  /** One header block; blocks must go on the wire in the order they were encoded. */
+  encode(fields: readonly HeaderField[]): Buffer {
+    const out: number[] = [];
+    if (this.pendingMin !== undefined) {
+      // RFC 7541 §4.2: a changed limit is signalled at the start of the next block, the smallest first;
+      // an update to 0 empties the table when the entries no longer fit (no partial eviction to track).
+      const smallest = this.pendingMin < this.used ? 0 : this.pendingMin;
+      if (smallest === 0) {
+        this.inserted.clear();
+        this.used = 0;
+      }
+      if (smallest < this.maxSize) pushInteger(out, smallest, 5, 0x20);
+      pushInteger(out, this.maxSize, 5, 0x20);
+      this.pendingMin = undefined;
+    }
+    for (const field of fields) {
+      const staticIndex = this.staticIndexes.get(field);
+      if (staticIndex !== undefined) {
+        pushInteger(out, staticIndex, 7, 0x80);
+        continue;
+      }
+      const order = this.inserted.get(field);
+      if (order !== undefined) {
+        // The newest entry is index 62 (RFC 7541 §2.3.3).
+        pushInteger(out, STATIC_ENTRIES + this.inserted.size - order, 7, 0x80);
+        continue;
+      }
+      const [name, value] = field;
+      const size = ENTRY_OVERHEAD + name.length + value.length;
+      if (this.repeated.has(field) && this.used + size <= this.maxSize) {
+        this.inserted.set(field, this.inserted.size);
+        this.used += size;
+        pushLiteral(out, name, value, 6, 0x40);
+      } else pushLiteral(out, name, value, 4, 0);
+    }
+    return Buffer.from(out);
+  }
+}
+
+function pushInteger(out: number[], value: number, prefix: number, flags: number): void {
+  const max = (1 << prefix) - 1;
+  if (value < max) {
+    out.push(flags | value);
+    return;
+  }
+  out.push(flags | max);
+  let rest = value - max;
+  while (rest >= 0x80) {
+    out.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  out.push(rest);
+}
+
+function pushString(out: number[], text: string): void {
+  const bytes = Buffer.from(text, 'latin1');
+  pushInteger(out, bytes.length, 7, 0);
+  for (const byte of bytes) out.push(byte);
+}
+
+/** A literal field (with incremental indexing: prefix 6, flags 0x40; without: prefix 4, flags 0), its name from the static table where it is there. */
+function pushLiteral(out: number[], name: string, value: string, prefix: number, flags: number): void {
+  const index = STATIC_NAMES.get(name);
+  if (index !== undefined) pushInteger(out, index, prefix, flags);
+  else {
+    out.push(flags);
+    pushString(out, name);
+  }
+  pushString(out, value);
 }

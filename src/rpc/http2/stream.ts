@@ -1,10 +1,10 @@
-import type { HeaderMap } from './hpack';
+import type { HeaderField, HeaderMap } from './hpack';
 
 /** What a stream needs from its connection. */
 export interface StreamOwner {
   /** Flow-control credit for request bytes the application has taken. */
   consumed(stream: ServerStream, bytes: number): void;
-  sendHeaders(stream: ServerStream, block: Buffer, endStream: boolean): void;
+  sendHeaders(stream: ServerStream, fields: readonly HeaderField[], endStream: boolean): void;
   /** Data or trailers were queued on the stream: send what the windows allow. */
   wake(stream: ServerStream): void;
 }
@@ -43,7 +43,7 @@ export class ServerStream {
   readonly outgoing: Outgoing[] = [];
   /** How much of outgoing[0] has been sent. */
   sentOffset = 0;
-  trailers: Buffer | undefined;
+  trailers: readonly HeaderField[] | undefined;
 
   private paused = false;
   private held: Buffer[] = [];
@@ -88,14 +88,14 @@ export class ServerStream {
   }
 
   /** Response headers; the response goes on with write() and ends with end(). */
-  respond(block: Buffer): void {
-    if (!this.closed) this.owner.sendHeaders(this, block, false);
+  respond(fields: readonly HeaderField[]): void {
+    if (!this.closed) this.owner.sendHeaders(this, fields, false);
   }
 
   /** A whole response in one HEADERS frame (trailers-only, or a plain HTTP status). */
-  respondAndEnd(block: Buffer): void {
+  respondAndEnd(fields: readonly HeaderField[]): void {
     if (this.closed) return;
-    this.owner.sendHeaders(this, block, true);
+    this.owner.sendHeaders(this, fields, true);
   }
 
   write(data: Buffer, callback?: () => void): void {
@@ -108,7 +108,7 @@ export class ServerStream {
   }
 
   /** Ends the response with trailers, after the data queued before them. */
-  end(trailers: Buffer): void {
+  end(trailers: readonly HeaderField[]): void {
     if (this.closed || this.trailers) return;
     this.trailers = trailers;
     this.owner.wake(this);
