@@ -85,18 +85,19 @@ describe('disk full', { skip: missing ?? false }, () => {
     }
   }
 
-  test('ENOSPC in the middle of a write: RESOURCE_EXHAUSTED, the ingest keeps what was acknowledged and resumes once space is freed', async () => {
+  /** Fills the disk but for `free` bytes, then writes 4 MiB in `chunk`-byte Write requests to ref. */
+  async function enospcMidWrite(ref: string, chunk: number, free: number): Promise<void> {
     const data = randomBytes(4 << 20);
     fill(filler);
-    truncateSync(filler, statSync(filler).size - (1 << 20));
+    truncateSync(filler, statSync(filler).size - free);
     const client = contentClient(server.address);
     const session = new WriteSession(client, NS);
     let acknowledged = 0;
     const failure = await (async () => {
       try {
-        await session.send({ action: WriteAction.STAT, ref: 'big', total: data.length, expected: sha256(data) });
-        for (let offset = 0; offset < data.length; offset += 256 << 10) {
-          const res = await session.send({ action: WriteAction.WRITE, offset, data: data.subarray(offset, offset + (256 << 10)) });
+        await session.send({ action: WriteAction.STAT, ref, total: data.length, expected: sha256(data) });
+        for (let offset = 0; offset < data.length; offset += chunk) {
+          const res = await session.send({ action: WriteAction.WRITE, offset, data: data.subarray(offset, offset + chunk) });
           acknowledged = res.offset;
         }
         return undefined;
@@ -108,16 +109,25 @@ describe('disk full', { skip: missing ?? false }, () => {
     await rejectsWith(Promise.reject(failure), 'RESOURCE_EXHAUSTED', /no space left/);
     assert.ok(acknowledged > 0 && acknowledged < data.length, `some chunks were written before the disk filled (${acknowledged})`);
     // The staged file holds exactly what the client was told it holds.
-    const staged = ingestOf(server.root, 'big', 'full')!;
+    const staged = ingestOf(server.root, ref, 'full')!;
     assert.equal(statSync(join(server.root, 'ingest', staged.id)).size, acknowledged);
-    assert.equal((await status(client, 'big', NS)).offset, acknowledged);
+    assert.equal((await status(client, ref, NS)).offset, acknowledged);
     await assertStillServing();
 
     rmSync(filler);
-    await writeBlob(client, 'big', data, { metadata: NS });
+    await writeBlob(client, ref, data, { metadata: NS });
     assert.deepEqual((await read(client, sha256(data), 0, 0, NS)).data, data);
     client.close();
     assertConsistentRoot(server.root);
+  }
+
+  test('ENOSPC in the middle of a write: RESOURCE_EXHAUSTED, the ingest keeps what was acknowledged and resumes once space is freed', async () => {
+    await enospcMidWrite('big', 256 << 10, 1 << 20);
+  });
+
+  test('the same with 1 MiB writes, each written as parallel parts: the parts that fit do not outlast the failure', async () => {
+    // 2.5 MiB free: the third write fails half-way, some of its parts landing and some not.
+    await enospcMidWrite('big-parallel', 1 << 20, (5 << 20) / 2);
   });
 
   test('a full disk at commit: SQLite fails cleanly, nothing is committed, the ingest commits once space is freed', async () => {

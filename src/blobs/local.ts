@@ -207,6 +207,9 @@ export class LocalBlobBackend implements BlobBackend {
 }
 
 const openFd = promisify(openCallback);
+/** An append is split into concurrent pwrites of at least this size, at most as many as libuv's default thread pool has threads. */
+const PARALLEL_PART_MIN = 256 << 10;
+const MAX_PARALLEL_WRITES = 4;
 const writeAt = promisify(write);
 const truncateFd = promisify(ftruncate);
 const fsyncFd = promisify(fsync);
@@ -222,17 +225,26 @@ class LocalIngestFile implements IngestFile {
   }
 
   async append(data: Buffer): Promise<void> {
-    let done = 0;
-    try {
-      while (done < data.length) {
-        done += (await writeAt(this.fd, data, done, data.length - done, this.current + done)).bytesWritten;
-      }
-    } catch (e) {
+    // A large append goes out as concurrent pwrites of its parts: on a VM the copy into the page cache is the
+    // slow part of an ingest (about 400 MB/s here), and several thread-pool threads get through it faster.
+    const parts = Math.max(1, Math.min(MAX_PARALLEL_WRITES, Math.floor(data.length / PARALLEL_PART_MIN)));
+    const step = Math.ceil(data.length / parts);
+    const writes: Promise<void>[] = [];
+    for (let start = 0; start < data.length; start += step) writes.push(this.writeFully(data, start, Math.min(start + step, data.length)));
+    // Every part settles before a failure is handled, so that none lands after the truncation.
+    const failed = (await Promise.allSettled(writes)).find((result) => result.status === 'rejected');
+    if (failed) {
       // Leave the file as long as what was acknowledged, so offsets stay true.
       await truncateFd(this.fd, this.current).catch(() => undefined);
-      throw fromSystemError(e);
+      throw fromSystemError(failed.reason);
     }
-    this.current += done;
+    this.current += data.length;
+  }
+
+  private async writeFully(data: Buffer, start: number, end: number): Promise<void> {
+    for (let done = start; done < end; ) {
+      done += (await writeAt(this.fd, data, done, end - done, this.current + done)).bytesWritten;
+    }
   }
 
   async truncate(): Promise<void> {
