@@ -1,6 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { WriteAction, type ContentClient, type ReadContentResponse } from '../generated/containerd/services/content/v1/content';
 import { contentClient, info, md, WriteSession } from '../test/support/client';
+import { GC_ROOT_LABELS } from './driver';
 
 /**
  * The one client every target is measured with: it talks the way
@@ -15,8 +16,6 @@ import { contentClient, info, md, WriteSession } from '../test/support/client';
  */
 const FLOW_CONTROL_WINDOW = 16 << 20;
 
-/** Keeps containerd's garbage collector off what the benchmark writes. */
-const GC_ROOT_LABELS = { 'containerd.io/gc.root': 'bench' };
 
 export interface BlobReaderAt {
   readonly size: number;

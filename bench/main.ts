@@ -4,8 +4,10 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { BenchClient } from './client';
 import { MiB } from './data';
+import { CLIENTS, type BenchDriver, type ClientName } from './driver';
+import { GoDriver, stopGoClient } from './go-driver';
+import { NodeDriver } from './node-driver';
 import { startPullFixture, type PullFixture } from './pull';
 import { toJson, toTable, type RowResult } from './report';
 import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type TargetState } from './rows';
@@ -15,7 +17,8 @@ import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targe
 
 /**
  * `npm run bench`: every row against this server, containerd's own store and
- * containerd with this server as its proxy plugin, with one client. Progress
+ * containerd with this server as its proxy plugin, with one client
+ * (containerd's own, in Go, unless --client node). Progress
  * goes to stderr, the table (or --json) to stdout.
  */
 
@@ -25,6 +28,7 @@ interface Flags {
   runs: number;
   only?: string[];
   targets: TargetName[];
+  client: ClientName;
   profile?: string;
 }
 
@@ -37,6 +41,13 @@ function list<T extends string>(allowed: readonly T[]) {
     const items = value.split(',').map((s) => s.trim()).filter(Boolean);
     for (const item of items) if (!allowed.includes(item as T)) throw new InvalidArgumentError(`unknown ${JSON.stringify(item)}; one of ${allowed.join(', ')}`);
     return items as T[];
+  };
+}
+
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (value: string): T => {
+    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`one of ${allowed.join(', ')}`);
+    return value as T;
   };
 }
 
@@ -54,6 +65,7 @@ function parseFlags(argv: string[]): Flags {
     .option('--runs <n>', 'runs per row; the median is reported', positive, 3)
     .option('--only <rows>', `comma-separated rows: ${ROWS.map((r) => r.id).join(',')}`, list(ROWS.map((r) => r.id)))
     .option('--targets <targets>', `comma-separated: ${TARGET_NAMES.join(',')}`, list(TARGET_NAMES), [...TARGET_NAMES])
+    .option('--client <client>', "the client driving every target: go (containerd's content proxy client) or node (grpc-js)", oneOf(CLIENTS), 'go')
     .option('--profile <dir>', "write contentd's CPU profiles (node --cpu-prof) into dir")
     .parse(argv);
   return program.opts<Flags>();
@@ -72,39 +84,44 @@ function machine(): string {
 
 /** One running instance per target for the rows that share one; fresh rows start their own. */
 class Targets {
-  private readonly running = new Map<TargetName, { target: Target; client: BenchClient; state: TargetState }>();
+  private readonly running = new Map<TargetName, { target: Target; driver: BenchDriver; state: TargetState }>();
   private fresh = 0;
 
   constructor(
     private readonly dir: string,
+    private readonly client: ClientName,
     private readonly profileDir?: string,
   ) {}
+
+  private driver(target: Target): BenchDriver {
+    return this.client === 'go' ? new GoDriver(target.address, NAMESPACE) : new NodeDriver(target.address, NAMESPACE);
+  }
 
   async shared(name: TargetName) {
     let entry = this.running.get(name);
     if (!entry) {
       const target = await startTarget(name, { dir: join(this.dir, name), profileDir: this.profileDir });
-      entry = { target, client: new BenchClient(target.address, NAMESPACE), state: {} };
+      entry = { target, driver: this.driver(target), state: {} };
       this.running.set(name, entry);
     }
     return entry;
   }
 
   /** Runs fn on a target started for it alone, stopped afterwards. */
-  async withFresh<T>(name: TargetName, fn: (target: Target, client: BenchClient) => Promise<T>): Promise<T> {
+  async withFresh<T>(name: TargetName, fn: (target: Target, driver: BenchDriver) => Promise<T>): Promise<T> {
     const target = await startTarget(name, { dir: join(this.dir, `${name}-fresh-${++this.fresh}`), profileDir: this.profileDir });
-    const client = new BenchClient(target.address, NAMESPACE);
+    const driver = this.driver(target);
     try {
-      return await fn(target, client);
+      return await fn(target, driver);
     } finally {
-      client.close();
+      driver.close();
       await target.stop();
     }
   }
 
   async stopAll(): Promise<void> {
-    for (const { target, client } of this.running.values()) {
-      client.close();
+    for (const { target, driver } of this.running.values()) {
+      driver.close();
       await target.stop();
     }
     this.running.clear();
@@ -118,7 +135,7 @@ async function main(): Promise<void> {
   const rows = ROWS.filter((row) => (!flags.only || flags.only.includes(row.id)) && row.targets.some((t) => flags.targets.includes(t)));
   if (flags.profile) await mkdir(resolve(flags.profile), { recursive: true });
   const dir = await mkdtemp(join(tmpdir(), 'contentd-bench-'));
-  const targets = new Targets(dir, flags.profile && resolve(flags.profile));
+  const targets = new Targets(dir, flags.client, flags.profile && resolve(flags.profile));
   let fixture: Promise<PullFixture> | undefined;
   const results: RowResult[] = rows.map((row) => ({ row, samples: {} }));
   try {
@@ -127,10 +144,10 @@ async function main(): Promise<void> {
         const names = result.row.targets.filter((t) => flags.targets.includes(t));
         // Every other run in reverse order: no target always goes first (after the previous row's writes).
         for (const name of run % 2 ? names : [...names].reverse()) {
-          const measureOn = async (target: Target, client: BenchClient, state: TargetState) => {
+          const measureOn = async (target: Target, driver: BenchDriver, state: TargetState) => {
             const ctx: RowContext = {
               target,
-              client,
+              driver,
               namespace: NAMESPACE,
               sizes,
               state,
@@ -141,9 +158,9 @@ async function main(): Promise<void> {
             execFileSync('sync');
             await resetPeakRss(target.storePid);
             const cpuBefore = await cpuSeconds(target.storePid);
-            const clientBefore = process.cpuUsage();
+            const clientBefore = await driver.cpuSeconds();
             const m = await result.row.measure(ctx);
-            const clientCpu = process.cpuUsage(clientBefore);
+            const clientCpu = (await driver.cpuSeconds()) - clientBefore;
             const rss = await peakRss(target.storePid);
             const cpu = (await cpuSeconds(target.storePid)) - cpuBefore;
             const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [], clientCpuShare: [] });
@@ -151,26 +168,27 @@ async function main(): Promise<void> {
             samples.seconds.push(m.seconds);
             samples.peakRss.push(rss);
             samples.cpuSeconds.push(cpu);
-            samples.clientCpuShare.push((clientCpu.user + clientCpu.system) / 1e6 / m.seconds);
+            samples.clientCpuShare.push(clientCpu / m.seconds);
             process.stderr.write(
               `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, store CPU ${cpu.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
             );
           };
           if (result.row.fresh) {
-            await targets.withFresh(name, (target, client) => measureOn(target, client, {}));
+            await targets.withFresh(name, (target, driver) => measureOn(target, driver, {}));
           } else {
-            const { target, client, state } = await targets.shared(name);
-            await measureOn(target, client, state);
+            const { target, driver, state } = await targets.shared(name);
+            await measureOn(target, driver, state);
           }
         }
       }
     }
   } finally {
     await targets.stopAll();
+    await stopGoClient();
     if (fixture) await (await fixture.catch(() => undefined))?.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const input = { machine: machine(), command: `node dist/bench/main.js ${process.argv.slice(2).join(' ')}`.trim(), runs: flags.runs, sizes, results };
+  const input = { machine: machine(), command: `node dist/bench/main.js ${process.argv.slice(2).join(' ')}`.trim(), client: flags.client, runs: flags.runs, sizes, results };
   process.stdout.write(flags.json ? `${JSON.stringify(toJson(input), null, 2)}\n` : `${toTable(input)}\n`);
 }
 

@@ -1,5 +1,6 @@
 import { MiB } from './data';
 import { MEMORY_ROWS, RSS_LIMIT, type Row, type Sizes } from './rows';
+import type { ClientName } from './driver';
 import { TARGET_NAMES, type TargetName } from './targets';
 
 /** Every measurement of one row on one target. */
@@ -26,6 +27,7 @@ export interface RowResult {
 export interface ReportInput {
   machine: string;
   command: string;
+  client: ClientName;
   runs: number;
   sizes: Sizes;
   results: RowResult[];
@@ -63,6 +65,7 @@ export function toJson(input: ReportInput): unknown {
   return {
     machine: input.machine,
     command: input.command,
+    client: input.client,
     runs: input.runs,
     sizes: input.sizes,
     rssLimitBytes: RSS_LIMIT,
@@ -106,6 +109,11 @@ function rssCell(result: RowResult, targets: readonly TargetName[]): string {
   return `${cells} ${Math.max(...ours) <= RSS_LIMIT ? 'ok' : 'MISS'} (≤${RSS_LIMIT / MiB})`;
 }
 
+const CLIENT_DESCRIPTIONS: Record<ClientName, string> = {
+  go: "go: containerd's own content proxy client (content/proxy, grpc-go), bench/goclient",
+  node: 'node: grpc-js in the benchmark process, talking as containerd\'s proxy client does',
+};
+
 /** Each target's letter in the per-target columns (proxy and proxy-ref share their first). */
 const INITIALS: Record<TargetName, string> = { direct: 'd', containerd: 'c', proxy: 'p', 'proxy-ref': 'r', s3: 's' };
 
@@ -134,7 +142,8 @@ export function toTable(input: ReportInput): string {
   return [
     `machine: ${input.machine}`,
     `command: ${input.command}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref); client CPU % is the benchmark client's CPU time over the row's wall time (100 = one core busy throughout: the Node client, not the store, is then the limit)`,
+    `client: ${CLIENT_DESCRIPTIONS[input.client]}`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref); client CPU % is the benchmark client's process CPU time over the row's wall time (100 = one core busy throughout: near it, the client rather than the store may set the pace)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,

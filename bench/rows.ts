@@ -1,5 +1,6 @@
-import type { BenchClient } from './client';
-import { MiB, smallBlob, SyntheticBlob } from './data';
+import { MiB } from './data';
+import type { BenchDriver } from './driver';
+import { timed } from './timing';
 import type { PullFixture } from './pull';
 import type { Target, TargetName } from './targets';
 
@@ -40,16 +41,22 @@ export const QUICK_SIZES: Sizes = {
   pullLayerSize: MiB,
 };
 
+/** A blob an earlier row wrote. */
+export interface Written {
+  digest: string;
+  size: number;
+}
+
 /** What earlier rows left in a target for later rows to read. */
 export interface TargetState {
-  big?: SyntheticBlob;
-  huge?: SyntheticBlob;
+  big?: Written;
+  huge?: Written;
   small?: string[];
 }
 
 export interface RowContext {
   target: Target;
-  client: BenchClient;
+  driver: BenchDriver;
   namespace: string;
   sizes: Sizes;
   state: TargetState;
@@ -90,28 +97,9 @@ export function size(bytes: number): string {
   return `${bytes} B`;
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
-
-/** Runs fn over items with at most limit calls in flight. */
-async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      await fn(items[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 export async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<Measurement> {
-  const blob = SyntheticBlob.of(bytes, ctx.seed);
-  const seconds = await timed(() => ctx.client.ingest(`bench-${key}-${ctx.seed}`, blob.size, blob.digest, blob.pages()));
-  ctx.state[key] = blob;
+  const { digest, seconds } = await ctx.driver.ingest(`bench-${key}-${ctx.seed}`, bytes, ctx.seed);
+  ctx.state[key] = { digest, size: bytes };
   return { value: bytes / MiB / seconds, seconds };
 }
 
@@ -119,25 +107,14 @@ export async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number
 export async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number, chunk: number): Promise<Measurement> {
   if (!ctx.state[key]) await ingest(ctx, key, bytes);
   const blob = ctx.state[key]!;
-  const buffer = Buffer.allocUnsafe(chunk);
-  const seconds = await timed(async () => {
-    const reader = await ctx.client.readerAt(blob.digest);
-    for (let offset = 0; offset < reader.size; ) {
-      const n = await reader.readAt(buffer.subarray(0, Math.min(chunk, reader.size - offset)), offset);
-      if (n === 0) throw new Error(`short read of ${blob.digest} at ${offset}`);
-      offset += n;
-    }
-  });
+  const seconds = await ctx.driver.read(blob.digest, blob.size, chunk);
   return { value: blob.size / MiB / seconds, seconds };
 }
 
 async function commitSmall(ctx: RowContext): Promise<Measurement> {
-  const blobs = Array.from({ length: ctx.sizes.smallBlobs }, () => smallBlob(ctx.sizes.smallBlob));
-  const seconds = await timed(() =>
-    inParallel(blobs, ctx.sizes.concurrency, (blob, i) => ctx.client.ingest(`bench-small-${ctx.seed}-${i}`, blob.data.length, blob.digest, [blob.data])),
-  );
-  ctx.state.small = blobs.map((b) => b.digest);
-  return { value: blobs.length / seconds, seconds };
+  const { digests, seconds } = await ctx.driver.commitSmall(`bench-small-${ctx.seed}`, ctx.sizes.smallBlobs, ctx.sizes.smallBlob, ctx.sizes.concurrency);
+  ctx.state.small = digests;
+  return { value: digests.length / seconds, seconds };
 }
 
 async function smallDigests(ctx: RowContext): Promise<string[]> {
@@ -186,9 +163,8 @@ export const ROWS: readonly Row[] = [
     goals: { direct: 1.5, proxy: THROUGH_CONTAINERD },
     measure: async (ctx) => {
       const digests = await smallDigests(ctx);
-      const calls = Array.from({ length: ctx.sizes.infoCalls }, (_, i) => digests[i % digests.length]!);
-      const seconds = await timed(() => inParallel(calls, ctx.sizes.concurrency, async (digest) => void (await ctx.client.info(digest))));
-      return { value: calls.length / seconds, seconds };
+      const seconds = await ctx.driver.info(digests, ctx.sizes.infoCalls, ctx.sizes.concurrency);
+      return { value: ctx.sizes.infoCalls / seconds, seconds };
     },
   },
   {
@@ -199,12 +175,7 @@ export const ROWS: readonly Row[] = [
     goals: { proxy: THROUGH_CONTAINERD },
     measure: async (ctx) => {
       const digests = await smallDigests(ctx);
-      const seconds = await timed(() =>
-        inParallel(digests, ctx.sizes.concurrency, async (digest) => {
-          const reader = await ctx.client.readerAt(digest);
-          await reader.readAt(Buffer.allocUnsafe(reader.size), 0);
-        }),
-      );
+      const seconds = await ctx.driver.readSmall(digests, ctx.sizes.concurrency);
       return { value: digests.length / seconds, seconds };
     },
   },

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { stringify } from 'smol-toml';
-import { conformanceMissing, goEnv } from '../test/support/conformance';
 import { contentdSnippet, startContainerd, type Containerd } from '../test/support/containerd';
-import { runOk, startDaemon, type Daemon } from '../test/support/process';
+import { startDaemon, type Daemon } from '../test/support/process';
 import { startTestServer, type TestServer } from '../test/support/server';
+import { buildGoTool } from './go-build';
 import { startS3Target } from './s3';
 
 /**
@@ -95,27 +95,10 @@ async function behindContainerd(
   };
 }
 
-const REFSERVER_GOPATH = resolve(__dirname, '..', '..', 'bench', 'refserver');
-let refServerBuild: Promise<string> | undefined;
-
-/** Builds bench/refserver once per bench process; resolves to the binary (in its GOPATH's bin/, gitignored). */
-function buildRefServer(): Promise<string> {
-  return (refServerBuild ??= (async () => {
-    // The same toolchain and Debian sources as the conformance harness.
-    const missing = conformanceMissing();
-    if (missing) throw new Error(`the proxy-ref target cannot be built: ${missing}; leave it out with --targets direct,containerd,proxy`);
-    const binary = join(REFSERVER_GOPATH, 'bin', 'refserver');
-    await mkdir(join(REFSERVER_GOPATH, 'bin'), { recursive: true });
-    // Built beside it, then renamed: another bench still running the old binary keeps it.
-    const building = `${binary}.${process.pid}`;
-    await runOk('go', ['build', '-o', building, 'contentd.local/refserver'], { cwd: REFSERVER_GOPATH, env: goEnv(REFSERVER_GOPATH), timeoutMs: 5 * 60_000 });
-    await rename(building, binary);
-    return binary;
-  })());
-}
-
 async function startRefServer(dir: string): Promise<{ daemon: Daemon; address: string }> {
-  const binary = await buildRefServer();
+  const binary = await buildGoTool('refserver').catch((e: unknown) => {
+    throw new Error(`the proxy-ref target: ${(e as Error).message}; leave it out with --targets direct,containerd,proxy`);
+  });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const address = join(dir, 'refserver.sock');
   const daemon = await startDaemon(binary, [join(dir, 'refserver'), address], { logFile: join(dir, 'refserver.log'), ready: () => existsSync(address) });

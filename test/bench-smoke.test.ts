@@ -44,4 +44,12 @@ test('bench --quick completes and prints every row for direct, containerd, proxy
     assert.ok(row.ratios.proxy !== null && row.ratios.proxy > 0, `${row.id}: no proxy ratio`);
     assert.ok(row.ratios.proxyRef !== null && row.ratios.proxyRef > 0, `${row.id}: no proxy-ref ratio`);
   }
+  assert.ok(json.stdout.includes('"client": "go"'), 'containerd\'s Go proxy client is the default');
+
+  // The grpc-js client drives every row the Go client does.
+  const node = await run(process.execPath, [BENCH, '--quick', '--runs', '1', '--targets', 'direct,containerd', '--client', 'node', '--json', '--only', 'ingest,read-32k,commit-4k,info,read-4k'], { timeoutMs: 5 * 60_000 });
+  assert.equal(node.code, 0, node.stderr);
+  const nodeReport = JSON.parse(node.stdout) as BenchJson & { client: string };
+  assert.equal(nodeReport.client, 'node');
+  for (const row of nodeReport.rows) assert.ok(row.ratios.direct !== null && row.ratios.direct > 0, `${row.id} with --client node: ${JSON.stringify(row)}`);
 });
