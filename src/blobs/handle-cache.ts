@@ -1,5 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
-
 /**
  * Read-only handles of committed blobs, shared by concurrent readers and kept
  * open for a while after the last one is done. containerd's content proxy
@@ -9,18 +7,17 @@ import type { FileHandle } from 'node:fs/promises';
  * whoever removes or replaces a blob file evicts it first.
  */
 
+/** What a backend opens: a file of known size, closed once no reader uses it. */
 export interface OpenedFile {
-  handle: FileHandle;
   size: number;
+  close(): Promise<void>;
 }
 
 /** One reader's use of a cached handle; release() exactly once. */
-export interface HandleLease extends OpenedFile {
-  release(): void;
-}
+export type HandleLease<F extends OpenedFile> = F & { release(): void };
 
-interface Entry {
-  opening: Promise<OpenedFile>;
+interface Entry<F extends OpenedFile> {
+  opening: Promise<F>;
   users: number;
   lastUsed: number;
   /** Evicted while in use: closed when the last user releases it. */
@@ -34,34 +31,34 @@ export interface HandleCacheOptions {
   idleMs?: number;
 }
 
-export class HandleCache {
+export class HandleCache<F extends OpenedFile> {
   /** In least-recently-used order (Map keeps insertion order; a use re-inserts). */
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, Entry<F>>();
   private readonly capacity: number;
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly open: (key: string) => Promise<OpenedFile>,
+    private readonly open: (key: string) => Promise<F>,
     options: HandleCacheOptions = {},
   ) {
     this.capacity = options.capacity ?? 128;
     this.idleMs = options.idleMs ?? 10_000;
   }
 
-  async acquire(key: string): Promise<HandleLease> {
+  async acquire(key: string): Promise<HandleLease<F>> {
     let entry = this.entries.get(key);
     if (entry) {
       this.entries.delete(key);
     } else {
-      const created: Entry = { opening: this.open(key), users: 0, lastUsed: 0, evicted: false };
+      const created: Entry<F> = { opening: this.open(key), users: 0, lastUsed: 0, evicted: false };
       // A failed open is not cached: the next reader tries again.
       created.opening.catch(() => this.forget(key, created));
       entry = created;
     }
     this.entries.set(key, entry);
     entry.users++;
-    let opened: OpenedFile;
+    let opened: F;
     try {
       opened = await entry.opening;
     } catch (e) {
@@ -97,16 +94,16 @@ export class HandleCache {
     this.sweeper = undefined;
     const entries = [...this.entries.values()];
     this.entries.clear();
-    await Promise.all(entries.map((entry) => entry.opening.then((f) => f.handle.close()).catch(() => undefined)));
+    await Promise.all(entries.map((entry) => entry.opening.then((f) => f.close()).catch(() => undefined)));
   }
 
-  private forget(key: string, entry: Entry): void {
+  private forget(key: string, entry: Entry<F>): void {
     if (this.entries.get(key) === entry) this.entries.delete(key);
   }
 
-  private closeIfIdle(entry: Entry): void {
+  private closeIfIdle(entry: Entry<F>): void {
     if (entry.users > 0) return;
-    void entry.opening.then((f) => f.handle.close()).catch(() => undefined);
+    void entry.opening.then((f) => f.close()).catch(() => undefined);
   }
 
   /** Closes the least recently used idle handles beyond capacity; starts the idle sweep. */

@@ -100,7 +100,7 @@ export class S3BlobBackend implements BlobBackend {
   private readonly partSlots = new Slots(UPLOAD_CONCURRENCY);
   private readonly fetchSlots = new Slots(FETCH_CONCURRENCY);
   /** Open chunk files, shared by readers: containerd sends one Read call per 32 KiB, and an open and close per call cost more than the read. */
-  private readonly handles = new HandleCache((key) => this.openChunk(key));
+  private readonly handles = new HandleCache<CachedChunk>((key) => this.openChunk(key));
   private readonly privateCache: boolean;
   private logger?: Logger;
   private sweeper?: NodeJS.Timeout;
@@ -433,13 +433,13 @@ export class S3BlobBackend implements BlobBackend {
   // ---- reading ----
 
   /** One chunk of a blob, for reading; fetches the chunks after it ahead of the reader. */
-  private chunk(group: string, size: number, index: number): Promise<HandleLease> {
+  private chunk(group: string, size: number, index: number): Promise<HandleLease<CachedChunk>> {
     this.readAhead(group, size, index);
     return this.handles.acquire(`${group}/${index}`);
   }
 
   /** Opens a chunk (named by its cache key) from the cache, or fetches it into the cache first. */
-  private async openChunk(key: string): Promise<OpenedFile> {
+  private async openChunk(key: string): Promise<CachedChunk> {
     const { digest, index } = parseChunkKey(key);
     const size = this.sizes.get(digest) ?? (await this.blobSize(digest));
     if (size === undefined) throw notFound(`content ${digest}: blob object missing`);
@@ -454,7 +454,8 @@ export class S3BlobBackend implements BlobBackend {
       await this.fetchSlots.acquire();
       handle = await this.fetch(key, length);
     }
-    return { handle, size: length };
+    const opened = handle;
+    return { handle: opened, size: length, close: () => opened.close() };
   }
 
   /** Starts fetching the chunks after index that are neither cached nor on their way, while fetch slots are free. */
@@ -552,11 +553,16 @@ export class S3BlobBackend implements BlobBackend {
   }
 }
 
+/** A chunk of a blob in the read cache, open. */
+interface CachedChunk extends OpenedFile {
+  handle: FileHandle;
+}
+
 /** Reads a blob chunk by chunk; a read stops at a chunk's end, as BlobReader allows. */
 class ChunkedReader implements BlobReader {
   constructor(
     readonly size: number,
-    private readonly chunk: (index: number) => Promise<HandleLease>,
+    private readonly chunk: (index: number) => Promise<HandleLease<CachedChunk>>,
   ) {}
 
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
