@@ -215,12 +215,13 @@ export class LocalBlobBackend implements BlobBackend {
 const openFd = promisify(openCallback);
 const closeFd = promisify(close);
 const readFd = promisify(read);
-/** An append is split into concurrent pwrites of at least this size, at most as many as libuv's default thread pool has threads. */
-const PARALLEL_PART_MIN = 256 << 10;
-const MAX_PARALLEL_WRITES = 4;
 const writeAt = promisify(write);
 const truncateFd = promisify(ftruncate);
 const fsyncFd = promisify(fsync);
+
+/** An append is split into concurrent pwrites of at least this size, at most as many as libuv's default thread pool has threads. */
+const PARALLEL_PART_MIN = 256 << 10;
+const MAX_PARALLEL_WRITES = 4;
 
 class LocalIngestFile implements IngestFile {
   constructor(
@@ -273,12 +274,12 @@ class LocalIngestFile implements IngestFile {
  */
 const INLINE_READ_MAX = 64 << 10;
 
-/** Reads through a shared cached handle; close() gives it back to the cache. */
 /** A committed blob's descriptor, shared through the handle cache. */
 interface LocalFile extends OpenedFile {
   fd: number;
 }
 
+/** Reads through a shared cached handle; close() gives it back to the cache. */
 class LocalBlobReader implements BlobReader {
   constructor(private readonly lease: HandleLease<LocalFile>) {}
 
