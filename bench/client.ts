@@ -4,7 +4,7 @@ import { contentClient, info, md, WriteSession } from '../test/support/client';
 import { GC_ROOT_LABELS } from './driver';
 
 /**
- * The one client every target is measured with: it talks the way
+ * The grpc-js client of `--client node` (node-driver.ts): it talks the way
  * containerd's content proxy does (content/proxy), so a row measures what
  * containerd would see. Only the socket differs between targets.
  */
@@ -15,7 +15,6 @@ import { GC_ROOT_LABELS } from './driver';
  * every 1 MiB response wait for 16 window updates.
  */
 const FLOW_CONTROL_WINDOW = 16 << 20;
-
 
 export interface BlobReaderAt {
   readonly size: number;

@@ -13,8 +13,8 @@ export interface OpenedFile {
   close(): Promise<void>;
 }
 
-/** One reader's use of a cached handle; release() exactly once. */
-export type HandleLease<F extends OpenedFile> = F & { release(): void };
+/** One reader's use of a cached handle; release() exactly once (closing is the cache's business, not the reader's). */
+export type HandleLease<F extends OpenedFile> = Omit<F, 'close'> & { release(): void };
 
 interface Entry<F extends OpenedFile> {
   opening: Promise<F>;
