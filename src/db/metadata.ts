@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type { Info, Labels } from '../store/types';
+import { ContentCache } from './content-cache';
 import { WalSync } from './wal-sync';
 
 /**
@@ -46,6 +47,9 @@ interface RawIngestRow {
   started_at: bigint;
   updated_at: bigint;
 }
+
+/** Content rows kept in memory: an image's blobs many times over, a few MiB at most. */
+const CONTENT_CACHE_SIZE = 8192;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -113,6 +117,8 @@ export class MetadataDB {
   private readonly stmts;
   private readonly wal: WalSync;
   private readonly syncMode: { lazy: Database.Statement; full: Database.Statement } | undefined;
+  /** Absent when another process may write the database (a read-only open beside a running server). */
+  private readonly cache: ContentCache | undefined;
 
   constructor(path: string, options: { readonly?: boolean } = {}) {
     this.wal = new WalSync(`${path}-wal`);
@@ -124,6 +130,7 @@ export class MetadataDB {
       this.db.exec(SCHEMA);
       this.wal.open();
     }
+    this.cache = options.readonly ? undefined : new ContentCache(CONTENT_CACHE_SIZE);
     this.syncMode = options.readonly ? undefined : { lazy: this.db.prepare('PRAGMA synchronous = NORMAL'), full: this.db.prepare('PRAGMA synchronous = FULL') };
     const db = this.db;
     const big = <T extends Database.Statement>(s: T): T => s.safeIntegers(true) as T;
@@ -189,9 +196,15 @@ export class MetadataDB {
     return this.wal.sync();
   }
 
+  /** The returned Info may be shared with other callers: do not modify it. */
   getContent(namespace: string, digest: string): Info | undefined {
+    const cached = this.cache?.get(namespace, digest);
+    if (cached) return cached;
     const row = this.stmts.getContent.get(namespace, digest) as RawContentRow | undefined;
-    return row && toInfo(row);
+    if (!row) return undefined;
+    const info = toInfo(row);
+    if (!this.db.inTransaction) this.cache?.set(namespace, digest, info);
+    return info;
   }
 
   *listContent(namespace: string): Iterable<Info> {
@@ -203,11 +216,13 @@ export class MetadataDB {
   }
 
   setLabels(namespace: string, digest: string, labels: Labels, at: bigint): void {
+    this.cache?.forget(namespace, digest);
     this.stmts.updateLabels.run(JSON.stringify(labels), at, namespace, digest);
   }
 
   /** Removes a namespace's reference; returns how many namespaces still reference the blob. */
   deleteContent(namespace: string, digest: string): number {
+    this.cache?.forget(namespace, digest);
     this.stmts.deleteContent.run(namespace, digest);
     return this.stmts.countContentRefs.get(digest) as number;
   }
@@ -253,6 +268,8 @@ export class MetadataDB {
 
   /** Removes a blob and every namespace's reference to it. */
   forgetBlob(digest: string): void {
+    // Rare (fsck, import): not worth finding the digest's rows.
+    this.cache?.clear();
     this.transaction(() => {
       this.stmts.deleteAllContent.run(digest);
       this.stmts.deleteBlob.run(digest);
