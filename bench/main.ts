@@ -10,10 +10,11 @@ import { GoDriver, stopGoClient } from './go-driver';
 import { NodeDriver } from './node-driver';
 import { startPullFixture, type PullFixture } from './pull';
 import { toJson, toTable, type RowResult } from './report';
-import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type TargetState } from './rows';
+import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type Sizes, type TargetState } from './rows';
 import { cpuSeconds, peakRss, resetPeakRss } from './proc';
 import { S3_ROWS } from './s3';
 import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targets';
+import { warmUp } from './warmup';
 
 /**
  * `npm run bench`: every row against this server, containerd's own store and
@@ -82,7 +83,7 @@ function machine(): string {
   return `${cores.length} × ${cores[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / (1 << 30))} GiB RAM, Linux ${release()}, Node ${process.version}, containerd ${containerd}`;
 }
 
-/** One running instance per target for the rows that share one; fresh rows start their own. */
+/** One running instance per target for the rows that share one; fresh rows start their own. Each is warmed up before use. */
 class Targets {
   private readonly running = new Map<TargetName, { target: Target; driver: BenchDriver; state: TargetState }>();
   private fresh = 0;
@@ -90,18 +91,22 @@ class Targets {
   constructor(
     private readonly dir: string,
     private readonly client: ClientName,
+    private readonly sizes: Sizes,
     private readonly profileDir?: string,
   ) {}
 
-  private driver(target: Target): BenchDriver {
-    return this.client === 'go' ? new GoDriver(target.address, NAMESPACE) : new NodeDriver(target.address, NAMESPACE);
+  private async driver(target: Target): Promise<BenchDriver> {
+    const driver = this.client === 'go' ? new GoDriver(target.address, NAMESPACE) : new NodeDriver(target.address, NAMESPACE);
+    process.stderr.write(`warming up ${target.name}\n`);
+    await warmUp(driver, this.sizes.warmUp, this.sizes.concurrency);
+    return driver;
   }
 
   async shared(name: TargetName) {
     let entry = this.running.get(name);
     if (!entry) {
       const target = await startTarget(name, { dir: join(this.dir, name), profileDir: this.profileDir });
-      entry = { target, driver: this.driver(target), state: {} };
+      entry = { target, driver: await this.driver(target), state: {} };
       this.running.set(name, entry);
     }
     return entry;
@@ -110,11 +115,12 @@ class Targets {
   /** Runs fn on a target started for it alone, stopped afterwards. */
   async withFresh<T>(name: TargetName, fn: (target: Target, driver: BenchDriver) => Promise<T>): Promise<T> {
     const target = await startTarget(name, { dir: join(this.dir, `${name}-fresh-${++this.fresh}`), profileDir: this.profileDir });
-    const driver = this.driver(target);
+    let driver: BenchDriver | undefined;
     try {
+      driver = await this.driver(target);
       return await fn(target, driver);
     } finally {
-      driver.close();
+      driver?.close();
       await target.stop();
     }
   }
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
   const rows = ROWS.filter((row) => (!flags.only || flags.only.includes(row.id)) && row.targets.some((t) => flags.targets.includes(t)));
   if (flags.profile) await mkdir(resolve(flags.profile), { recursive: true });
   const dir = await mkdtemp(join(tmpdir(), 'contentd-bench-'));
-  const targets = new Targets(dir, flags.client, flags.profile && resolve(flags.profile));
+  const targets = new Targets(dir, flags.client, sizes, flags.profile && resolve(flags.profile));
   let fixture: Promise<PullFixture> | undefined;
   const results: RowResult[] = rows.map((row) => ({ row, samples: {} }));
   try {

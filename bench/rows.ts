@@ -3,6 +3,7 @@ import type { BenchDriver } from './driver';
 import { timed } from './timing';
 import type { PullFixture } from './pull';
 import type { Target, TargetName } from './targets';
+import type { WarmUpSizes } from './warmup';
 
 /** How big each row's work is: the figures, or tiny ones for --quick. */
 export interface Sizes {
@@ -17,6 +18,8 @@ export interface Sizes {
   /** Layers of the pulled image, and bytes of file content in each. */
   pullLayers: number;
   pullLayerSize: number;
+  /** Untimed work each newly started target serves first (bench/warmup.ts). */
+  warmUp: WarmUpSizes;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -24,10 +27,11 @@ export const FULL_SIZES: Sizes = {
   hugeBlob: 1024 * MiB,
   smallBlobs: 2000,
   smallBlob: 4096,
-  infoCalls: 10_000,
+  infoCalls: 50_000,
   concurrency: 8,
   pullLayers: 3,
   pullLayerSize: 50 * MiB,
+  warmUp: { blobs: 2000, infoCalls: 20_000, bigBlob: 64 * MiB },
 };
 
 export const QUICK_SIZES: Sizes = {
@@ -39,6 +43,7 @@ export const QUICK_SIZES: Sizes = {
   concurrency: 4,
   pullLayers: 2,
   pullLayerSize: MiB,
+  warmUp: { blobs: 10, infoCalls: 50, bigBlob: MiB },
 };
 
 /** A blob an earlier row wrote. */
