@@ -699,6 +699,32 @@ describe('HTTP/2 connection: raw frames against contentd serve', () => {
     await within(Promise.all(calls), 15_000, '200 concurrent Info calls');
   });
 
+  test('Read responses queued behind a client that stops reading keep their own bytes (a reused write buffer goes back only once the socket has written it)', async () => {
+    const data = randomBytes(64 << 10);
+    const size = 6 << 10;
+    await within(writeBlob(client, 'h2-queued', data, { metadata: md(NS) }), 10_000, 'writing the blob');
+    const c = await connect();
+    c.write(windowUpdateFrame(0, 64 * MiB));
+    // Unread, the responses fill the socket's buffer: the server's later writes wait in its own queue.
+    c.socket.pause();
+    const reads: Array<{ stream: number; offset: number }> = [];
+    for (let i = 0; i < 120; i++) {
+      const offset = (i * 331) % (data.length - size);
+      const stream = c.openStream(READ, NS);
+      await c.sendMessage(stream, ReadContentRequest.encode({ digest: sha256(data), offset, size }).finish(), true);
+      reads.push({ stream, offset });
+      // One request per server turn, so each response is a write of its own.
+      await pause(2);
+    }
+    c.socket.resume();
+    for (const { stream, offset } of reads) {
+      const result = await c.response(stream, 10_000);
+      assert.equal(statusOf(result), 'OK');
+      const got = Buffer.concat(grpcMessages(result.body).map((m) => ReadContentResponse.decode(m).data));
+      assert.ok(got.equals(data.subarray(offset, offset + size)), `stream ${stream} (offset ${offset}) got bytes written for another response`);
+    }
+  });
+
   test('a client that advertises SETTINGS_HEADER_TABLE_SIZE 0 (node:http2) gets every response: the size update first, then no indexing', async () => {
     const session = http2Connect('http://localhost', { createConnection: () => netConnect(server.address), settings: { headerTableSize: 0 } });
     session.on('error', () => undefined);

@@ -7,8 +7,8 @@
  * more; a buffer never given back is simply collected.
  */
 export class BufferPool {
-  /** Smaller buffers come from Node's own pool or are too cheap to matter. */
-  static readonly MIN_SIZE = 16 << 10;
+  /** Smaller buffers come from Node's own pool (Buffer.allocUnsafe below half its 8 KiB slab). */
+  static readonly MIN_SIZE = 4 << 10;
   /** Bounds what a pool keeps: FREE_PER_CLASS buffers of each class up to 4 MiB, under 64 MiB (a Read pool, whose classes stop at 1 MiB, under 16 MiB). */
   private static readonly MAX_CLASS = 4 << 20;
   private static readonly FREE_PER_CLASS = 8;

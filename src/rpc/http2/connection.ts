@@ -13,6 +13,7 @@ import {
   uint32,
   writeFrameHeader,
 } from './frames';
+import { BufferPool } from '../buffer-pool';
 import { HeaderDecoder, HeaderEncoder, HpackError, type HeaderField, type HeaderMap } from './hpack';
 import { ServerStream, type StreamOwner } from './stream';
 
@@ -29,8 +30,14 @@ export interface ConnectionSettings {
 const MAX_HEADER_BLOCK = 256 << 10;
 /** Socket bytes queued before response data waits for 'drain'. */
 const SOCKET_BUFFER = 1 << 20;
-/** Below this, one response's frames are copied into a single buffer: one small write instead of several. */
+/** Below this, one turn's frames are copied into a single buffer: one small write instead of several. */
 const COALESCE_MAX = 64 << 10;
+/**
+ * Those single buffers, reused: a fresh one per write (a 32 KiB Read's
+ * response is one) made V8 run a full collection some 25 times a second
+ * under sequential 32 KiB reads, for the external memory alone.
+ */
+const coalesceBuffers = new BufferPool();
 /** How many early-closed stream ids are remembered, for telling late frames from a misbehaving client. */
 const CLOSED_EARLY_KEPT = 256;
 
@@ -509,8 +516,22 @@ export class Http2Connection implements StreamOwner {
     const callbacks = this.outCallbacks;
     const done = callbacks.length === 0 ? undefined : () => callbacks.forEach((callback) => callback());
     if (out.length === 1) this.socket.write(out[0]!, done);
-    else if (this.outBytes <= COALESCE_MAX) this.socket.write(Buffer.concat(out, this.outBytes), done);
-    else {
+    else if (this.outBytes <= COALESCE_MAX) {
+      const pooled = coalesceBuffers.take(this.outBytes);
+      const joined = pooled ?? Buffer.allocUnsafe(this.outBytes);
+      let at = 0;
+      for (const bytes of out) {
+        joined.set(bytes, at);
+        at += bytes.length;
+      }
+      const written = pooled
+        ? () => {
+            coalesceBuffers.give(pooled);
+            done?.();
+          }
+        : done;
+      this.socket.write(joined.subarray(0, at), written);
+    } else {
       this.socket.cork();
       for (let i = 0; i < out.length - 1; i++) this.socket.write(out[i]!);
       this.socket.write(out[out.length - 1]!, done);
