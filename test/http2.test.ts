@@ -485,6 +485,33 @@ describe('HTTP/2 connection: raw frames against contentd serve', () => {
     );
   });
 
+  test('DATA frames that arrive a few hundred bytes per socket read (a padded one among them, END_STREAM on the last) make the same Write: every byte staged, in order, and the half-close seen', async () => {
+    const data = randomBytes(50_000);
+    // A WRITE, not a COMMIT: the server ends the call only once it sees END_STREAM.
+    const message = grpcFrame(writeRequest({ action: WriteAction.WRITE, ref: 'h2-dribble', total: data.length, expected: sha256(data), data }));
+    const c = await connect();
+    const stream = c.openStream(WRITE, NS);
+    const parts = chunks(message);
+    const frames = parts.map((part, i) => {
+      const last = i === parts.length - 1 ? Flags.END_STREAM : 0;
+      if (i !== 1) return encodeFrame(FrameType.DATA, last, stream, part);
+      // Padding must be collected whole before the data can be told from it.
+      return encodeFrame(FrameType.DATA, last | Flags.PADDED, stream, Buffer.concat([Buffer.from([7]), part.subarray(0, 16_000), Buffer.alloc(7)]));
+    });
+    if (parts[1]) frames.splice(2, 0, encodeFrame(FrameType.DATA, 0, stream, parts[1].subarray(16_000)));
+    const wire = Buffer.concat(frames);
+    for (let at = 0; at < wire.length; at += 700) {
+      c.write(wire.subarray(at, at + 700));
+      // Each piece its own socket read on the server.
+      await pause(1);
+    }
+    const result = await c.response(stream, 10_000);
+    assert.equal(statusOf(result), 'OK');
+    const written = WriteContentResponse.decode(grpcMessages(result.body)[0]!);
+    assert.equal(written.offset, data.length);
+    assert.equal(written.digest, sha256(data));
+  });
+
   describe('flow control', () => {
     test('Read to a client with a 1000-byte stream window: the server never sends beyond the windows, and every byte arrives once granted', async () => {
       const c = await connect([[Setting.INITIAL_WINDOW_SIZE, 1000]]);

@@ -85,8 +85,17 @@ export class Http2Connection implements StreamOwner {
   /** Frame assembly across socket reads. */
   private readonly header = Buffer.alloc(FRAME_HEADER);
   private headerFill = 0;
+  /** A frame whose payload spans socket reads is collected here, except unpadded DATA (below). */
   private payload: Buffer | undefined;
   private payloadFill = 0;
+  /**
+   * Bytes still to come of an unpadded DATA frame that spans socket reads:
+   * its payload is handed on piece by piece as it arrives (as DATA frames of
+   * their own, END_STREAM on the last), not copied into a fresh buffer (a
+   * quarter of an ingest's bytes, and the collections their allocation set off).
+   */
+  private dataLeft = 0;
+  private dataFlags = 0;
   private frameType = 0;
   private frameFlags = 0;
   private frameStream = 0;
@@ -197,6 +206,14 @@ export class Http2Connection implements StreamOwner {
   private readFrames(chunk: Buffer, start: number): void {
     let offset = start;
     while (offset < chunk.length && !this.closed) {
+      if (this.dataLeft > 0) {
+        const take = Math.min(this.dataLeft, chunk.length - offset);
+        this.dataLeft -= take;
+        this.frameFlags = this.dataLeft === 0 ? this.dataFlags : this.dataFlags & ~Flag.END_STREAM;
+        this.onFrame(chunk.subarray(offset, offset + take));
+        offset += take;
+        continue;
+      }
       if (this.payload === undefined) {
         let header: Buffer;
         let at: number;
@@ -222,6 +239,11 @@ export class Http2Connection implements StreamOwner {
         if (chunk.length - offset >= length) {
           this.onFrame(chunk.subarray(offset, offset + length));
           offset += length;
+          continue;
+        }
+        if (this.frameType === FrameType.DATA && !(this.frameFlags & Flag.PADDED)) {
+          this.dataLeft = length;
+          this.dataFlags = this.frameFlags;
           continue;
         }
         this.payload = Buffer.allocUnsafe(length);
