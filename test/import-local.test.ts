@@ -60,7 +60,8 @@ describe('contentd import-local', { skip: missing ? `import-local skipped: ${mis
     }
     const source = join(containerd.root, LOCAL_BLOBS);
     const local = readdirSync(source);
-    assert.equal(local.length, images.reduce((n, image) => n + image.blobs.size, 0));
+    // Every image blob, perhaps one more: ctr's import also writes an index of the archive as a blob, which containerd's collector removes only eventually.
+    for (const image of images) for (const digest of image.blobs.keys()) assert.ok(local.includes(digest.slice('sha256:'.length)), `${digest} in containerd's local store`);
 
     const root = join(work, 'store');
     const first = await importLocal(root, containerd.root);
