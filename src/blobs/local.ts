@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { close, closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, open as openCallback, openSync, read, readSync, rmSync, write } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, open as openCallback, openSync, read, readSync, rmSync, write } from 'node:fs';
 import { mkdir, readdir, rename, stat, copyFile, link } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -28,15 +28,18 @@ export class LocalBlobBackend implements BlobBackend {
   private readonly ingestDir: string;
   private readonly quarantineDir: string;
   /**
-   * Opened inline, like small reads: an open and an fstat of a file in the
-   * kernel's caches cost less than two trips through the thread pool, and an
-   * image's small blobs are each opened once (a cold lookup blocks the event
-   * loop for one disk read).
+   * Opened and closed inline, like small reads: an open and an fstat of a
+   * file in the kernel's caches, or the close of a read-only descriptor, cost
+   * less than trips through the thread pool, and an image's small blobs are
+   * each opened and closed once (fresh 4 KiB blobs: server CPU 105 → 70 µs
+   * per blob for the close alone). A cold lookup blocks the event loop for
+   * one disk read; closing the last descriptor of a blob deleted while it was
+   * read frees its blocks inline, as deleteBlob's unlink does anyway.
    */
   private readonly handles = new HandleCache<LocalFile>(async (digest) => {
     const fd = openSync(this.blobPath(digest), 'r');
     try {
-      return { fd, size: fstatSync(fd).size, close: () => closeFd(fd) };
+      return { fd, size: fstatSync(fd).size, close: async () => closeSync(fd) };
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -213,7 +216,6 @@ export class LocalBlobBackend implements BlobBackend {
 }
 
 const openFd = promisify(openCallback);
-const closeFd = promisify(close);
 const readFd = promisify(read);
 const writeAt = promisify(write);
 const truncateFd = promisify(ftruncate);
