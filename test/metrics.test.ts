@@ -8,8 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { status } from '@grpc/grpc-js';
 import { Metrics } from '../src/server/metrics';
-import { WriteAction } from '../generated/containerd/services/content/v1/content';
+import { ContentService, ReadContentRequest, WriteAction } from '../generated/containerd/services/content/v1/content';
 import { contentClient, info, md, read, sha256, WriteSession, writeBlob } from './support/client';
+import { encodeFrame, ErrorCode, Flags, FrameType, H2Client, requestHeaders } from './support/h2-wire';
 import { startTestServer, type TestServer } from './support/server';
 
 type Samples = Array<{ name: string; labels: Record<string, string>; value: number }>;
@@ -89,6 +90,28 @@ describe('metrics endpoint', () => {
     assert.ok(delta('grpc_server_handling_seconds_sum', { grpc_method: 'Write', grpc_code: 'OK' }) > 0);
     assert.equal(delta('contentd_content_bytes_written_total'), data.length);
     assert.equal(delta('contentd_content_bytes_read_total'), data.length);
+  });
+
+  test('a Read stalled by a client that takes no data is reset when its grpc-timeout passes, and stops reading the blob', async () => {
+    const data = randomBytes(32 << 20);
+    await writeBlob(client, 'metrics-deadline', data, { metadata: md('metrics') });
+    const before = value(await scrape(url), 'contentd_content_bytes_read_total');
+    // A raw client that never grants window beyond HTTP/2's initial 64 KiB: the Read stalls until its deadline.
+    const c = await H2Client.connect(server.address);
+    try {
+      const stream = c.newStream();
+      c.write(encodeFrame(FrameType.HEADERS, Flags.END_HEADERS, stream, requestHeaders(ContentService.read.path, 'metrics', [['grpc-timeout', '300m']])));
+      await c.sendMessage(stream, ReadContentRequest.encode({ digest: sha256(data), offset: 0, size: 0 }).finish(), true);
+      const result = await c.response(stream, 5000);
+      // The status could not pass the stalled data: the server resets the stream instead.
+      assert.equal(result.reset, ErrorCode.CANCEL, `the stream ended with ${c.summary()}`);
+      // Time for a handler that missed the cancellation to go on reading.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const read = value(await scrape(url), 'contentd_content_bytes_read_total') - before;
+      assert.ok(read <= 4 << 20, `${read} bytes read after the deadline ended the call`);
+    } finally {
+      c.close();
+    }
   });
 
   test('tracks blobs stored and ingests in progress', async () => {

@@ -78,6 +78,12 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     if (timeout !== undefined) {
       this.deadline = setTimeout(() => {
         this.markCancelled();
+        if (this.stream.sending) {
+          // The status would wait behind response data the client is not taking: the stream is reset instead, which frees the call now.
+          this.finish();
+          this.stream.cancel();
+          return;
+        }
         this.fail({ code: Code.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
       }, timeout);
     }

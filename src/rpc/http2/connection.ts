@@ -167,6 +167,10 @@ export class Http2Connection implements StreamOwner {
     if (endStream) this.finishStream(stream);
   }
 
+  cancel(stream: ServerStream): void {
+    this.resetStream(stream.id, ErrorCode.CANCEL);
+  }
+
   wake(stream: ServerStream): void {
     this.sending.add(stream);
     this.scheduleFlush();

@@ -7,6 +7,8 @@ export interface StreamOwner {
   sendHeaders(stream: ServerStream, fields: readonly HeaderField[], endStream: boolean): void;
   /** Data or trailers were queued on the stream: send what the windows allow. */
   wake(stream: ServerStream): void;
+  /** Ends the stream at once with RST_STREAM(CANCEL); response data not yet sent is dropped. */
+  cancel(stream: ServerStream): void;
 }
 
 interface Outgoing {
@@ -105,6 +107,16 @@ export class ServerStream {
     }
     this.outgoing.push({ data, callback });
     this.owner.wake(this);
+  }
+
+  /** Response data is waiting for flow-control window or the socket. */
+  get sending(): boolean {
+    return this.outgoing.length > 0;
+  }
+
+  /** Ends the stream now, whatever is still queued (RST_STREAM(CANCEL)). */
+  cancel(): void {
+    if (!this.closed) this.owner.cancel(this);
   }
 
   /** Ends the response with trailers, after the data queued before them. */
