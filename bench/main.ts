@@ -11,7 +11,7 @@ import { NodeDriver } from './node-driver';
 import { startPullFixture, type PullFixture } from './pull';
 import { toJson, toTable, type RowResult } from './report';
 import { FULL_SIZES, QUICK_SIZES, ROWS as STORE_ROWS, type RowContext, type Sizes, type TargetState } from './rows';
-import { cpuSeconds, peakRss, resetPeakRss } from './proc';
+import { cpuSeconds, dropCleanPages, peakRss, resetPeakRss } from './proc';
 import { S3_ROWS } from './s3';
 import { startTarget, TARGET_NAMES, type Target, type TargetName } from './targets';
 import { warmUp } from './warmup';
@@ -144,6 +144,7 @@ async function main(): Promise<void> {
   const targets = new Targets(dir, flags.client, sizes, flags.profile && resolve(flags.profile));
   let fixture: Promise<PullFixture> | undefined;
   const results: RowResult[] = rows.map((row) => ({ row, samples: {} }));
+  let warnedDrop = false;
   try {
     for (let run = 1; run <= flags.runs; run++) {
       for (const [rowIndex, result] of results.entries()) {
@@ -160,8 +161,13 @@ async function main(): Promise<void> {
               seed: run * 100 + rowIndex,
               pullFixture: () => (fixture ??= startPullFixture(join(dir, 'pull'), sizes.pullLayers, sizes.pullLayerSize)),
             };
+            await result.row.prepare?.(ctx);
             // Dirty pages of earlier rows are flushed now, not during this measurement.
             execFileSync('sync');
+            if (result.row.writesNewPages && !(await dropCleanPages()) && !warnedDrop) {
+              warnedDrop = true;
+              process.stderr.write('bench: cannot drop the page cache (not root?): ingest rows may meet slow new pages\n');
+            }
             await resetPeakRss(target.storePid);
             const cpuBefore = await cpuSeconds(target.storePid);
             const clientBefore = await driver.cpuSeconds();
