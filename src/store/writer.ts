@@ -88,8 +88,17 @@ export class IngestWriter implements ContentWriter {
       if (data.length === 0) return;
       const file = await this.materialize();
       this.store.checkBlobSize(this.progress.offset + data.length);
-      await file.append(data);
+      // Hashed while the thread pool writes it: the two were the largest parts of an ingest, one after the other.
+      // A failed write leaves the hash as it was, so it still covers exactly the bytes in the file.
+      const before = this.progress.hash.copy();
+      const written = file.append(data);
       this.progress.hash.update(data);
+      try {
+        await written;
+      } catch (e) {
+        this.progress.hash = before;
+        throw e;
+      }
       this.progress.offset += data.length;
       this.row.updatedAt = nowNs();
       this.store.observer.bytesWritten(data.length);
