@@ -77,20 +77,17 @@ describe('Read', () => {
     }
   });
 
-  // Both sizes are read into pooled buffers (the smallest class is 4 KiB); the 6 KiB responses mostly leave in coalesced writes.
-  for (const size of [32 * KiB, 6 * KiB]) {
-    test(`concurrent ${size / KiB} KiB reads on one connection each get their own bytes (buffers are reused only once written)`, async () => {
-      const blobs = Array.from({ length: 8 }, () => randomBytes(40 * KiB));
-      for (const [i, data] of blobs.entries()) await writeBlob(fx.client, `concurrent-${size}-${i}`, data);
-      const reads = Array.from({ length: 400 }, async (_, i) => {
-        const data = blobs[i % blobs.length]!;
-        const offset = (i * 97) % 1000;
-        const got = await read(fx.client, sha256(data), offset, size);
-        assert.ok(got.data.equals(data.subarray(offset, offset + size)), `read ${i} returned another read's bytes`);
-      });
-      await Promise.all(reads);
+  test('concurrent reads on one connection each get their own bytes (read buffers are reused only once written)', async () => {
+    const blobs = Array.from({ length: 8 }, () => randomBytes(40 * KiB));
+    for (const [i, data] of blobs.entries()) await writeBlob(fx.client, `concurrent-${i}`, data);
+    const reads = Array.from({ length: 400 }, async (_, i) => {
+      const data = blobs[i % blobs.length]!;
+      const offset = (i * 97) % 1000;
+      const got = await read(fx.client, sha256(data), offset, 32 * KiB);
+      assert.ok(got.data.equals(data.subarray(offset, offset + 32 * KiB)), `read ${i} returned another read's bytes`);
     });
-  }
+    await Promise.all(reads);
+  });
 
   test("a client with gRPC's default 4 MiB receive limit reads the 5 MiB blob", async () => {
     const plain = new ContentClient(`unix:${fx.server.address}`, credentials.createInsecure());
