@@ -79,8 +79,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
       this.deadline = setTimeout(() => {
         this.markCancelled();
         if (this.stream.sending) {
-          // The status would wait behind response data the client is not taking: the stream is reset instead, which frees the call now.
-          this.finish();
+          // The status would wait behind response data the client is not taking: the stream is reset instead, and its close ends the call.
           this.stream.cancel();
           return;
         }
