@@ -112,10 +112,15 @@ export async function ingest(ctx: RowContext, key: 'big' | 'huge', bytes: number
   return { value: bytes / MiB / seconds, seconds };
 }
 
+/** The blob an ingest row left, written now (untimed) when that row did not run. */
+export async function blobOf(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<Written> {
+  if (!ctx.state[key]) await ingest(ctx, key, bytes);
+  return ctx.state[key]!;
+}
+
 /** Reads a whole blob through one ReaderAt in chunk-sized ReadAt calls, as containerd's unpack does. */
 export async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number, chunk: number): Promise<Measurement> {
-  if (!ctx.state[key]) await ingest(ctx, key, bytes);
-  const blob = ctx.state[key]!;
+  const blob = await blobOf(ctx, key, bytes);
   const seconds = await ctx.driver.read(blob.digest, blob.size, chunk);
   return { value: blob.size / MiB / seconds, seconds };
 }
@@ -126,8 +131,7 @@ export async function readBlob(ctx: RowContext, key: 'big' | 'huge', bytes: numb
  * writesNewPages), by reading it once, untimed.
  */
 async function warmBlob(ctx: RowContext, key: 'big' | 'huge', bytes: number): Promise<void> {
-  if (!ctx.state[key]) await ingest(ctx, key, bytes);
-  const blob = ctx.state[key]!;
+  const blob = await blobOf(ctx, key, bytes);
   await ctx.driver.read(blob.digest, blob.size, MiB);
 }
 

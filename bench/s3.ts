@@ -4,7 +4,7 @@ import { cephAvailable, startCeph } from '../test/support/ceph';
 import { newBucket, s3Client, s3ServerConfig } from '../test/support/s3';
 import type { TestServer } from '../test/support/server';
 import { MiB } from './data';
-import { ingest, readBlob, size, type Row, type RowContext } from './rows';
+import { blobOf, ingest, readBlob, size, type Row, type RowContext } from './rows';
 import type { Target } from './targets';
 
 /**
@@ -46,7 +46,7 @@ export async function startS3Target(startContentd: (config: string) => Promise<T
 
 /** Empties the read cache of the target under the running server, as an operator may at any time. */
 async function coldRead(ctx: RowContext, chunk: number) {
-  if (!ctx.state.big) await ingest(ctx, 'big', ctx.sizes.bigBlob);
+  await blobOf(ctx, 'big', ctx.sizes.bigBlob);
   await rm(cacheDirs.get(ctx.target)!, { recursive: true, force: true });
   return readBlob(ctx, 'big', ctx.sizes.bigBlob, chunk);
 }
