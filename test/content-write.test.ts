@@ -81,6 +81,19 @@ describe('Write', () => {
     assert.deepEqual((await info(fx.client, (await writeBlob(fx.client, 'big-label', data, { labels: { key: 'v' } })).digest)).labels, { key: 'v' });
   });
 
+  test('Writes sent without waiting for answers (held by the server once its queue is full) commit exactly the bytes sent', async () => {
+    const piece = 8 << 10;
+    const data = randomBytes(128 * piece);
+    const session = open();
+    await session.send({ action: STAT, ref: 'unanswered', total: data.length, expected: sha256(data) });
+    const answers: Promise<unknown>[] = [];
+    for (let at = 0; at < data.length; at += piece) answers.push(session.send({ action: WRITE, offset: at, data: data.subarray(at, at + piece) }));
+    const committed = session.send({ action: COMMIT, offset: data.length });
+    await Promise.all(answers);
+    assert.equal((await committed).digest, sha256(data));
+    assert.deepEqual(blobOnDisk(fx.server.root, sha256(data)), data);
+  });
+
   test('an empty blob commits', async () => {
     const session = open();
     await session.send({ action: STAT, ref: 'empty', total: 0 });

@@ -361,17 +361,19 @@ describe('HTTP/2 connection: raw frames against contentd serve', () => {
       assert.equal(c.frames.find((f) => f.type === FrameType.GOAWAY), undefined, c.summary());
     });
 
-    test('a header block split over HEADERS and CONTINUATION frames (a 40 KB metadata value among them) makes a working call', async () => {
+    test('a header block split over HEADERS and CONTINUATION frames (a 40 KB metadata value among them), each its own socket read, makes a working call', async () => {
       const c = await connect();
       const block = requestHeaders(INFO, NS, [['x-padding', 'p'.repeat(40_000)]]);
       // Cut in the middle of the :path string first, then in 16 KiB frames.
       const parts = [block.subarray(0, 20), ...chunks(block.subarray(20))];
       assert.ok(parts.length >= 4);
       const stream = c.newStream();
-      c.write(
-        encodeFrame(FrameType.HEADERS, 0, stream, parts[0]),
-        ...parts.slice(1).map((p, i) => encodeFrame(FrameType.CONTINUATION, i === parts.length - 2 ? Flags.END_HEADERS : 0, stream, p)),
-      );
+      // Apart in time, so that each frame overwrites the server's read buffer: the block's earlier parts must have been kept.
+      c.write(encodeFrame(FrameType.HEADERS, 0, stream, parts[0]));
+      for (const [i, p] of parts.slice(1).entries()) {
+        await pause(20);
+        c.write(encodeFrame(FrameType.CONTINUATION, i === parts.length - 2 ? Flags.END_HEADERS : 0, stream, p));
+      }
       await c.sendMessage(stream, infoRequest(digest), true);
       assertInfo(await c.response(stream, 5000), digest, blob.length);
 

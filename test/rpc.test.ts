@@ -260,13 +260,13 @@ describe('MessageDecoder', () => {
     assert.equal(decoder.partial, false);
   });
 
-  test('several messages in one chunk: all of them, as views of the chunk', () => {
+  test('several messages in one chunk: all of them, still intact once the chunk is overwritten', () => {
     const { messages, bytes } = framed(Buffer.from('first'), Buffer.alloc(0), randomBytes(1000), Buffer.from('last'));
     const decoder = new MessageDecoder(1 << 20);
     const out = bytesOf(decoder.push(bytes));
+    // The connection's next socket read reuses the chunk's memory.
+    bytes.fill(0xee);
     assert.deepEqual(out, messages);
-    // Whole messages in one chunk are not copied (Write's 1 MiB messages).
-    assert.ok(out.every((m) => m.buffer === bytes.buffer));
     assert.equal(decoder.partial, false);
   });
 
@@ -276,11 +276,30 @@ describe('MessageDecoder', () => {
     assert.equal(decoder.partial, false);
   });
 
+  /** Pushes piece the way the connection does: from one read buffer, overwritten by the next read. */
+  const readBuffer = Buffer.alloc(64 << 10);
+  function pushRead(decoder: MessageDecoder, piece: Buffer): Buffer[] {
+    piece.copy(readBuffer);
+    const out = bytesOf(decoder.push(readBuffer.subarray(0, piece.length)));
+    readBuffer.fill(0xee);
+    return out;
+  }
+
   test('messages across chunk boundaries: the prefix split, a message spanning three chunks', () => {
     const { messages, bytes } = framed(randomBytes(100), randomBytes(50));
     const decoder = new MessageDecoder(1 << 20);
-    const out = [bytes.subarray(0, 3), bytes.subarray(3, 40), bytes.subarray(40, 107), bytes.subarray(107)].flatMap((c) => bytesOf(decoder.push(c)));
+    const out = [bytes.subarray(0, 3), bytes.subarray(3, 40), bytes.subarray(40, 107), bytes.subarray(107)].flatMap((c) => pushRead(decoder, c));
     assert.deepEqual(out, messages);
+  });
+
+  test('a message too large to collect in one buffer up front (over 4 MiB), from reads into one buffer', () => {
+    const { messages, bytes } = framed(randomBytes((5 << 20) + 123), Buffer.from('after'));
+    const decoder = new MessageDecoder(8 << 20);
+    const out: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += readBuffer.length) out.push(...pushRead(decoder, bytes.subarray(at, at + readBuffer.length)));
+    assert.equal(out.length, 2);
+    assert.ok(out[0]!.equals(messages[0]!), 'the large message');
+    assert.ok(out[1]!.equals(messages[1]!), 'the one after it');
   });
 
   test('a prefix over maxLength throws too-large as soon as the prefix is in, before the body', () => {

@@ -53,9 +53,9 @@ export interface Received {
 const PREALLOCATE_MAX = 4 << 20;
 
 /**
- * Cuts the stream's DATA chunks into messages. A message that arrives whole
- * in one chunk is a view of it, not a copy; one spread over chunks (HTTP/2
- * frames are 16 KiB) is copied into a buffer of its size as it arrives.
+ * Cuts the stream's DATA chunks into messages. Chunks are borrowed (views of
+ * the connection's read buffer, valid only during push), so every message is
+ * copied out of them as it arrives, into a buffer of its size.
  * Refuses a message over maxLength as soon as its prefix is seen.
  */
 export class MessageDecoder {
@@ -84,13 +84,6 @@ export class MessageDecoder {
         if (this.prefixBytes === 0 && chunk.length - at >= PREFIX_LENGTH) {
           this.begin(chunk, at);
           at += PREFIX_LENGTH;
-          // The common case for small messages: all of it in this chunk.
-          if (chunk.length - at >= this.expected) {
-            out.push({ bytes: chunk.subarray(at, at + this.expected) });
-            at += this.expected;
-            this.expected = -1;
-            continue;
-          }
         } else {
           const take = Math.min(chunk.length - at, PREFIX_LENGTH - this.prefixBytes);
           chunk.copy(this.prefix, this.prefixBytes, at, at + take);
@@ -108,7 +101,7 @@ export class MessageDecoder {
       }
       const take = Math.min(chunk.length - at, this.expected - this.filled);
       if (this.target) chunk.copy(this.target, this.filled, at, at + take);
-      else this.chunks.push(chunk.subarray(at, at + take));
+      else this.chunks.push(Buffer.from(chunk.subarray(at, at + take)));
       this.filled += take;
       at += take;
       if (this.filled === this.expected) out.push(this.complete());

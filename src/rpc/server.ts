@@ -37,7 +37,8 @@ export class RpcServer {
   private closing = false;
 
   constructor(private readonly options: RpcServerOptions) {
-    this.net = createServer((socket) => {
+    // pauseOnConnect: each connection reads into a buffer of its own (Http2Connection).
+    this.net = createServer({ pauseOnConnect: true }, (socket) => {
       if (this.closing) {
         socket.destroy();
         return;

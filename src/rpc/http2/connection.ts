@@ -15,6 +15,7 @@ import {
 } from './frames';
 import { BufferPool } from '../buffer-pool';
 import { HeaderDecoder, HeaderEncoder, HpackError, type HeaderField, type HeaderMap } from './hpack';
+import { readIntoOwnBuffer } from './socket-input';
 import { ServerStream, type StreamOwner } from './stream';
 
 export interface ConnectionSettings {
@@ -116,8 +117,12 @@ export class Http2Connection implements StreamOwner {
   /** Recent streams this side closed while the client was still sending: its frames on them may still be in flight. */
   private readonly closedEarly = new Set<number>();
 
+  /** Where bytes in and out go: the accepted socket's connection, reading into a buffer of its own. */
+  private readonly socket: Socket;
+
+  /** @param accepted a connection from a net.Server created with pauseOnConnect (see readIntoOwnBuffer) */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly settings: ConnectionSettings,
     private readonly onStream: (stream: ServerStream) => void,
     /** A bug on this side (not the client's doing): the connection is closed with INTERNAL_ERROR and this is told. */
@@ -130,7 +135,7 @@ export class Http2Connection implements StreamOwner {
     initial.writeUInt32BE(settings.streamWindow, 2);
     this.emit(encodeFrame(FrameType.SETTINGS, 0, 0, initial));
     this.emit(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, uint32(settings.connectionWindow - DEFAULT_WINDOW)));
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    const socket = (this.socket = readIntoOwnBuffer(accepted, (chunk) => this.onSocketData(chunk)));
     socket.on('close', () => this.onSocketClose());
     // The socket closes after an error: 'close' cleans up.
     socket.on('error', () => undefined);
@@ -178,6 +183,12 @@ export class Http2Connection implements StreamOwner {
 
   // ---- input
 
+  /**
+   * chunk is borrowed: the next socket read overwrites it. Frames are handled
+   * within this call; what outlives it is copied (a stream's held data, a
+   * header block awaiting CONTINUATION, and received messages, by the message
+   * decoder).
+   */
   private onSocketData(chunk: Buffer): void {
     if (this.closed) return;
     try {
@@ -346,18 +357,22 @@ export class Http2Connection implements StreamOwner {
       if (block.length < 5) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'HEADERS priority fields');
       block = block.subarray(5);
     }
-    const pending = { stream: id, endStream: (flags & Flag.END_STREAM) !== 0, parts: [block], size: block.length };
-    if (flags & Flag.END_HEADERS) this.onHeaderBlock(pending);
+    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
+    // A block that waits for CONTINUATION outlives this socket read.
+    const part = endHeaders ? block : Buffer.from(block);
+    const pending = { stream: id, endStream: (flags & Flag.END_STREAM) !== 0, parts: [part], size: block.length };
+    if (endHeaders) this.onHeaderBlock(pending);
     else this.pendingHeaders = pending;
   }
 
   private onContinuation(id: number, flags: number, payload: Buffer): void {
     const pending = this.pendingHeaders;
     if (!pending || pending.stream !== id) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
-    pending.parts.push(payload);
+    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
+    pending.parts.push(endHeaders ? payload : Buffer.from(payload));
     pending.size += payload.length;
     if (pending.size > MAX_HEADER_BLOCK) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
-    if (flags & Flag.END_HEADERS) {
+    if (endHeaders) {
       this.pendingHeaders = undefined;
       this.onHeaderBlock(pending);
     }

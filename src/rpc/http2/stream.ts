@@ -26,6 +26,7 @@ const ignore = (): void => undefined;
  * response did: reset by the client, or the connection went away).
  */
 export class ServerStream {
+  /** chunk is valid only during the call (the connection's read buffer): what is kept is copied. */
   onData: (chunk: Buffer) => void = ignore;
   onEnd: () => void = ignore;
   onClose: () => void = ignore;
@@ -128,7 +129,8 @@ export class ServerStream {
 
   /** Called by the connection for each DATA frame's payload. */
   receive(chunk: Buffer): void {
-    if (this.paused || this.held.length > 0) this.held.push(chunk);
+    // Held data outlives the socket read it came in.
+    if (this.paused || this.held.length > 0) this.held.push(Buffer.from(chunk));
     else this.deliver(chunk);
   }
 
