@@ -21,12 +21,14 @@ const READ_BUFFER_SIZE = 64 << 10;
  * whatever it keeps, it copies.
  */
 export function readIntoOwnBuffer(accepted: Socket, onChunk: (chunk: Buffer) => void): Socket {
-  const owner = accepted as unknown as { _handle: object | null };
+  const owner = accepted as unknown as { _handle?: object | null };
   const handle = owner._handle;
+  // Loud, should a Node version ever keep the handle elsewhere: a Socket without one would just never read.
+  if (!handle) throw new Error('node:net: an accepted socket without its _handle');
   owner._handle = null;
   const buffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
   // Node's Socket takes both (its types list onread under connect()'s options only).
-  const options: SocketConstructorOpts & ConnectOpts & { handle: object | null } = {
+  const options: SocketConstructorOpts & ConnectOpts & { handle: object } = {
     handle,
     onread: {
       buffer,
