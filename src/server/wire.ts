@@ -1,5 +1,15 @@
-import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import { ContentService, type ReadContentResponse, WriteContentRequest } from '../../generated/containerd/services/content/v1/content';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import {
+  ContentService,
+  InfoResponse,
+  ListContentResponse,
+  ListStatusesResponse,
+  type ReadContentResponse,
+  StatusResponse,
+  UpdateResponse,
+  WriteContentRequest,
+  WriteContentResponse,
+} from '../../generated/containerd/services/content/v1/content';
 import { BufferPool } from '../rpc/buffer-pool';
 import { allocFramable, PREFIX_LENGTH } from '../rpc/framing';
 
@@ -88,14 +98,41 @@ export function decodeWriteRequest(bytes: Buffer): WriteContentRequest {
   return message;
 }
 
+/**
+ * One writer for every response: the generated serializers make a new one
+ * per message (a 128-byte buffer, grown by doubling) and copy its bytes twice
+ * (finish()'s slice, then Buffer.from). Encoding is synchronous, so no two
+ * responses ever share it.
+ */
+const writer = new BinaryWriter();
+
+function serializer<T>(type: { encode(message: T, writer: BinaryWriter): BinaryWriter }): (message: T) => Buffer {
+  return (message) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = type.encode(message, writer).finish();
+    } catch (e) {
+      // finish() resets the writer, so a message that failed half-way leaves nothing behind for the next.
+      writer.finish();
+      throw e;
+    }
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
 /** The Content service definition with the hand-made codecs in place of the generated ones. */
 export const CONTENT_DEFINITION: typeof ContentService = {
   ...ContentService,
+  info: { ...ContentService.info, responseSerialize: serializer(InfoResponse) },
+  update: { ...ContentService.update, responseSerialize: serializer(UpdateResponse) },
+  list: { ...ContentService.list, responseSerialize: serializer(ListContentResponse) },
   read: {
     ...ContentService.read,
     responseSerialize: (message: ReadResponse): Buffer => message[WIRE] ?? ContentService.read.responseSerialize(message),
   },
-  write: { ...ContentService.write, requestDeserialize: decodeWriteRequest },
+  status: { ...ContentService.status, responseSerialize: serializer(StatusResponse) },
+  listStatuses: { ...ContentService.listStatuses, responseSerialize: serializer(ListStatusesResponse) },
+  write: { ...ContentService.write, requestDeserialize: decodeWriteRequest, responseSerialize: serializer(WriteContentResponse) },
 };
 
 function varintSize(value: number): number {

@@ -1,0 +1,33 @@
+// contentd's own codecs for the Content service (src/server/wire.ts) against
+// the generated ones: the same bytes on the wire.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ContentService, type InfoResponse } from '../generated/containerd/services/content/v1/content';
+import { CONTENT_DEFINITION } from '../src/server/wire';
+
+describe('response serializers', () => {
+  const response: InfoResponse = {
+    info: {
+      digest: `sha256:${'ab'.repeat(32)}`,
+      size: 123_456,
+      createdAt: { seconds: 1_700_000_000, nanos: 5 },
+      updatedAt: { seconds: 1_700_000_001, nanos: 0 },
+      labels: { 'containerd.io/gc.root': '2026-11-30T00:00:00Z', key: 'v'.repeat(300) },
+    },
+  };
+
+  test('one shared writer gives the generated codec’s bytes, call after call; a message that fails half-way leaves the next intact', () => {
+    const expected = ContentService.info.responseSerialize(response);
+    assert.deepEqual(CONTENT_DEFINITION.info.responseSerialize(response), expected);
+    assert.deepEqual(CONTENT_DEFINITION.info.responseSerialize(response), expected, 'the second time too');
+    // The digest and the fork for the nested Info are written before the size fails.
+    const broken = { info: { ...response.info!, size: 'not a number' as unknown as number } };
+    assert.throws(() => CONTENT_DEFINITION.info.responseSerialize(broken));
+    assert.deepEqual(CONTENT_DEFINITION.info.responseSerialize(response), expected, 'after a failed message');
+    // Each result is its own: the writer's next message does not change an earlier one.
+    const first = CONTENT_DEFINITION.status.responseSerialize({ status: { ref: 'a', offset: 1, total: 2, expected: '', startedAt: undefined, updatedAt: undefined } });
+    const copy = Buffer.from(first);
+    CONTENT_DEFINITION.status.responseSerialize({ status: { ref: 'b'.repeat(500), offset: 9, total: 9, expected: '', startedAt: undefined, updatedAt: undefined } });
+    assert.deepEqual(first, copy);
+  });
+});
