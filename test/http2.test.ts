@@ -55,6 +55,7 @@ import {
   type StreamResult,
 } from './support/h2-wire';
 import { connectRaw, grpcFrame, RawCall } from './support/raw-grpc';
+import { openFds, settle } from './support/proc';
 import { startTestServer, type TestServer } from './support/server';
 
 const NS = 'h2';
@@ -425,6 +426,19 @@ describe('HTTP/2 connection: raw frames against contentd serve', () => {
       // Nothing but the server's opening frames: no HTTP/1 answer, no stream.
       assert.ok(c.frames.every((f) => f.stream === 0 && (f.type === FrameType.SETTINGS || f.type === FrameType.WINDOW_UPDATE)), c.summary());
       await stillServing();
+    });
+
+    test('clients that half-close their socket after a call get it closed, and the server holds none of their descriptors', async () => {
+      const pid = server.process.pid!;
+      const fds = openFds(pid);
+      for (let i = 0; i < 20; i++) {
+        const c = await connect();
+        assertInfo(await c.unary(INFO, infoRequest(digest), NS), digest, blob.length);
+        c.socket.end();
+        await c.waitClosed(3000, `connection ${i} closing after the client's end of the socket`);
+      }
+      const after = await settle(() => openFds(pid), (n) => n <= fds);
+      assert.ok(after <= fds, `open files back to ${fds} (now ${after})`);
     });
 
     test('DATA on stream 0: GOAWAY PROTOCOL_ERROR, and the socket ends', async () => {
