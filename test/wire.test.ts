@@ -24,6 +24,9 @@ describe('response serializers', () => {
     const broken = { info: { ...response.info!, size: 'not a number' as unknown as number } };
     assert.throws(() => CONTENT_DEFINITION.info.responseSerialize(broken));
     assert.deepEqual(CONTENT_DEFINITION.info.responseSerialize(response), expected, 'after a failed message');
+    // A Read response not built in wire form (a short read) goes through the same writer.
+    const short = { offset: 4096, data: Buffer.from('the last bytes') };
+    assert.deepEqual(CONTENT_DEFINITION.read.responseSerialize(short), ContentService.read.responseSerialize(short));
     // Each result is its own: the writer's next message does not change an earlier one.
     const first = CONTENT_DEFINITION.status.responseSerialize({ status: { ref: 'a', offset: 1, total: 2, expected: '', startedAt: undefined, updatedAt: undefined } });
     const copy = Buffer.from(first);

@@ -4,7 +4,7 @@ import {
   InfoResponse,
   ListContentResponse,
   ListStatusesResponse,
-  type ReadContentResponse,
+  ReadContentResponse,
   StatusResponse,
   UpdateResponse,
   WriteContentRequest,
@@ -120,6 +120,9 @@ function serializer<T>(type: { encode(message: T, writer: BinaryWriter): BinaryW
   };
 }
 
+/** A short read's response, which is not in wire form (see allocReadResponse). */
+const serializeRead = serializer(ReadContentResponse);
+
 /** The Content service definition with the hand-made codecs in place of the generated ones. */
 export const CONTENT_DEFINITION: typeof ContentService = {
   ...ContentService,
@@ -128,7 +131,7 @@ export const CONTENT_DEFINITION: typeof ContentService = {
   list: { ...ContentService.list, responseSerialize: serializer(ListContentResponse) },
   read: {
     ...ContentService.read,
-    responseSerialize: (message: ReadResponse): Buffer => message[WIRE] ?? ContentService.read.responseSerialize(message),
+    responseSerialize: (message: ReadResponse): Buffer => message[WIRE] ?? serializeRead(message),
   },
   status: { ...ContentService.status, responseSerialize: serializer(StatusResponse) },
   listStatuses: { ...ContentService.listStatuses, responseSerialize: serializer(ListStatusesResponse) },
