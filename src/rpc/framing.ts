@@ -59,7 +59,8 @@ const PREALLOCATE_MAX = 4 << 20;
  * Refuses a message over maxLength as soon as its prefix is seen.
  */
 export class MessageDecoder {
-  private readonly prefix = Buffer.alloc(PREFIX_LENGTH);
+  /** A prefix split across chunks, collected; made only when one is (a Buffer per call is not free). */
+  private prefix: Buffer | undefined;
   private prefixBytes = 0;
   /** The message being collected: its buffer (or chunks, for very large ones), length and bytes so far. */
   private target: Buffer | undefined;
@@ -86,12 +87,13 @@ export class MessageDecoder {
           at += PREFIX_LENGTH;
         } else {
           const take = Math.min(chunk.length - at, PREFIX_LENGTH - this.prefixBytes);
-          chunk.copy(this.prefix, this.prefixBytes, at, at + take);
+          const prefix = (this.prefix ??= Buffer.allocUnsafe(PREFIX_LENGTH));
+          chunk.copy(prefix, this.prefixBytes, at, at + take);
           this.prefixBytes += take;
           at += take;
           if (this.prefixBytes < PREFIX_LENGTH) continue;
           this.prefixBytes = 0;
-          this.begin(this.prefix, 0);
+          this.begin(prefix, 0);
         }
         this.collect();
         if (this.expected === 0) {

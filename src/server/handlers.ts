@@ -46,10 +46,17 @@ function levelOf(code: Code): 'debug' | 'info' | 'warn' | 'error' {
   }
 }
 
+/**
+ * winston's isLevelEnabled builds the list of its transports on every call:
+ * the logger's own level decides here (contentd's transports set none).
+ */
+function levelEnabled(logger: Logger, level: string): boolean {
+  return logger.levels[level]! <= logger.levels[logger.level]!;
+}
+
 /** Starts the bookkeeping of one request; run() rejects before fn when the metadata is invalid. */
-function begin(env: HandlerEnv, service: string, method: string, metadata: MetadataReader) {
+function begin(env: HandlerEnv, name: string, metadata: MetadataReader) {
   const started = process.hrtime.bigint();
-  const name = `${service}/${method}`;
   let namespace: string | undefined;
   env.requests?.started(name);
   /** Records the outcome: no error, or err and what it maps to. */
@@ -59,7 +66,7 @@ function begin(env: HandlerEnv, service: string, method: string, metadata: Metad
     env.requests?.finished(name, codeName(code), seconds);
     const level = levelOf(code);
     // Most lines are debug: build the request's logger and fields only when they are written.
-    if (env.logger.isLevelEnabled(level)) {
+    if (levelEnabled(env.logger, level)) {
       const log = env.logger.child({ requestId: randomBytes(6).toString('hex'), method: name });
       const fields = {
         code: codeName(code),
@@ -91,8 +98,9 @@ export function unary<Req, Res>(
   method: string,
   fn: (req: Req, ctx: RequestContext) => Promise<Res> | Res,
 ): UnaryHandler {
+  const name = `${service}/${method}`;
   return (call, callback) => {
-    const { run, succeeded, failed } = begin(env, service, method, call.metadata);
+    const { run, succeeded, failed } = begin(env, name, call.metadata);
     run((ctx) => fn(call.request as Req, ctx)).then(
       (res) => {
         succeeded();
@@ -110,8 +118,9 @@ export function streaming<Req, Res>(
   method: string,
   fn: (ctx: RequestContext, call: ServerCall<Req, Res>) => Promise<void>,
 ): StreamingHandler {
+  const name = `${service}/${method}`;
   return (call) => {
-    const { run, succeeded, failed } = begin(env, service, method, call.metadata);
+    const { run, succeeded, failed } = begin(env, name, call.metadata);
     run((ctx) => fn(ctx, call as ServerCall<Req, Res>)).then(
       () => {
         succeeded();
