@@ -2,7 +2,7 @@
 // the generated ones: the same bytes on the wire.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ContentService, type InfoResponse } from '../generated/containerd/services/content/v1/content';
+import { ContentService, InfoRequest, ReadContentRequest, type InfoResponse } from '../generated/containerd/services/content/v1/content';
 import { CONTENT_DEFINITION } from '../src/server/wire';
 
 /** The bytes alone: a hand-made response also carries the frame it was allocated in. */
@@ -55,5 +55,42 @@ describe('response serializers', () => {
     for (const message of cases) {
       assert.deepEqual(bytes(CONTENT_DEFINITION.info.responseSerialize(message)), ContentService.info.responseSerialize(message), JSON.stringify(message).slice(0, 200));
     }
+  });
+
+  test('Info and Read requests decoded by hand give what the generated decoder gives, and anything unusual goes to it', () => {
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    const encodedRead = (m: ReadContentRequest): Buffer => Buffer.from(ReadContentRequest.encode(m).finish());
+    const reads: Buffer[] = [
+      encodedRead({ digest, offset: 0, size: 0 }),
+      encodedRead({ digest, offset: 32_768, size: 32_768 }),
+      encodedRead({ digest, offset: 2 ** 49 - 1, size: 1 }),
+      encodedRead({ digest, offset: 2 ** 49, size: 2 ** 52 }),
+      encodedRead({ digest, offset: -1, size: -5 }),
+      encodedRead({ digest: 'ünïcødé', offset: 1, size: 2 }),
+      encodedRead({ digest: 'd'.repeat(200), offset: 1, size: 2 }),
+      Buffer.alloc(0),
+      // Fields out of order and repeated (the last wins), a zero-padded varint.
+      Buffer.concat([Buffer.from([0x18, 0x05]), encodedRead({ digest: 'first', offset: 0, size: 0 }), encodedRead({ digest, offset: 7, size: 0 }), Buffer.from([0x18, 0x80, 0x00])]),
+      // An unknown field, a wrong wire type for offset.
+      Buffer.concat([encodedRead({ digest, offset: 1, size: 1 }), Buffer.from([0x20, 0x01])]),
+      Buffer.concat([encodedRead({ digest, offset: 0, size: 0 }), Buffer.from([0x12, 0x01, 0x41])]),
+    ];
+    for (const bytes of reads) {
+      assert.deepEqual(CONTENT_DEFINITION.read.requestDeserialize(bytes), ContentService.read.requestDeserialize(bytes), bytes.toString('hex'));
+    }
+    const infos: Buffer[] = [
+      Buffer.from(InfoRequest.encode({ digest }).finish()),
+      Buffer.from(InfoRequest.encode({ digest: 'ünïcødé' }).finish()),
+      Buffer.alloc(0),
+      // Offset and size are not InfoRequest's fields: skipped, as the generated decoder does.
+      encodedRead({ digest, offset: 5, size: 6 }),
+    ];
+    for (const bytes of infos) {
+      assert.deepEqual(CONTENT_DEFINITION.info.requestDeserialize(bytes), ContentService.info.requestDeserialize(bytes), bytes.toString('hex'));
+    }
+    // A length running past the end fails as it does in the generated decoder.
+    const truncated = encodedRead({ digest, offset: 0, size: 0 }).subarray(0, 20);
+    assert.throws(() => ContentService.read.requestDeserialize(truncated));
+    assert.throws(() => CONTENT_DEFINITION.read.requestDeserialize(truncated));
   });
 });

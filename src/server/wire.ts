@@ -1,9 +1,11 @@
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
   ContentService,
+  InfoRequest,
   InfoResponse,
   ListContentResponse,
   ListStatusesResponse,
+  ReadContentRequest,
   ReadContentResponse,
   StatusResponse,
   UpdateResponse,
@@ -72,6 +74,59 @@ export function allocReadResponse(offset: number, length: number): ReadResponseB
     done: (n): ReadResponse => (n === length ? { offset, data, [WIRE]: bytes } : { offset, data: data.subarray(0, n) }),
     release: () => backing && readBuffers.give(backing),
   };
+}
+
+/** Read request field tags: digest (1, length-delimited), offset and size (2, 3, varints). */
+const TAG_REQUEST_DIGEST = 0x0a;
+const TAG_REQUEST_OFFSET = 0x10;
+const TAG_REQUEST_SIZE = 0x18;
+/** Varints up to this many bytes (2^49) are read here; longer ones (negative, huge) go to the generated decoder. */
+const SHORT_VARINT_BYTES = 7;
+
+/**
+ * The digest, offset and size of an Info or Read request, decoded by hand
+ * when the request holds only those fields, an ASCII digest and
+ * non-negative offsets below 2^49 (what every client sends); undefined
+ * otherwise, for the generated decoder. containerd sends one Info before
+ * every ReaderAt and one Read per ReadAt, and the generated decoder's reader,
+ * DataView and TextDecoder cost more than the lookup behind them.
+ */
+function decodeDigestRequest(bytes: Buffer): ReadContentRequest | undefined {
+  const message = { digest: '', offset: 0, size: 0 };
+  let at = 0;
+  while (at < bytes.length) {
+    const tag = bytes[at++];
+    if (tag === TAG_REQUEST_DIGEST) {
+      const length = bytes[at++]!;
+      if (length >= 0x80 || at + length > bytes.length) return undefined;
+      for (let i = at; i < at + length; i++) if (bytes[i]! >= 0x80) return undefined;
+      message.digest = bytes.toString('latin1', at, at + length);
+      at += length;
+    } else if (tag === TAG_REQUEST_OFFSET || tag === TAG_REQUEST_SIZE) {
+      let value = 0;
+      let scale = 1;
+      for (let i = 0; ; i++) {
+        if (i === SHORT_VARINT_BYTES || at >= bytes.length) return undefined;
+        const byte = bytes[at++]!;
+        value += (byte & 0x7f) * scale;
+        scale *= 0x80;
+        if (byte < 0x80) break;
+      }
+      if (tag === TAG_REQUEST_OFFSET) message.offset = value;
+      else message.size = value;
+    } else return undefined;
+  }
+  return message;
+}
+
+/** InfoRequest has only the digest: offset and size would be unknown fields, which the generated decoder skips too. */
+function decodeInfoRequest(bytes: Buffer): InfoRequest {
+  const fast = decodeDigestRequest(bytes);
+  return fast ? { digest: fast.digest } : InfoRequest.decode(bytes);
+}
+
+function decodeReadRequest(bytes: Buffer): ReadContentRequest {
+  return decodeDigestRequest(bytes) ?? ReadContentRequest.decode(bytes);
 }
 
 /** Decodes a WriteContentRequest whose data is a view of bytes, not a copy. */
@@ -235,11 +290,12 @@ function writeString(out: Buffer, at: number, tag: number, text: string, bytes: 
 /** The Content service definition with the hand-made codecs in place of the generated ones. */
 export const CONTENT_DEFINITION: typeof ContentService = {
   ...ContentService,
-  info: { ...ContentService.info, responseSerialize: serializeInfo },
+  info: { ...ContentService.info, requestDeserialize: decodeInfoRequest, responseSerialize: serializeInfo },
   update: { ...ContentService.update, responseSerialize: serializer(UpdateResponse) },
   list: { ...ContentService.list, responseSerialize: serializer(ListContentResponse) },
   read: {
     ...ContentService.read,
+    requestDeserialize: decodeReadRequest,
     responseSerialize: (message: ReadResponse): Buffer => message[WIRE] ?? serializeRead(message),
   },
   status: { ...ContentService.status, responseSerialize: serializer(StatusResponse) },
