@@ -17,6 +17,7 @@ import { BufferPool } from '../buffer-pool';
 import { HeaderDecoder, HeaderEncoder, HpackError, type HeaderField, type HeaderMap } from './hpack';
 import { readIntoOwnBuffer } from './socket-input';
 import { ServerStream, type StreamOwner } from './stream';
+import { StreamTable } from './stream-table';
 
 export interface ConnectionSettings {
   /** Per-stream receive window advertised to the client. */
@@ -70,7 +71,7 @@ interface PendingHeaders {
  * going out in one event-loop turn leave in one socket write.
  */
 export class Http2Connection implements StreamOwner {
-  private readonly streams = new Map<number, ServerStream>();
+  private readonly streams = new StreamTable();
   private readonly decoder = new HeaderDecoder();
   private readonly encoder: HeaderEncoder;
   private lastStreamId = 0;
@@ -108,7 +109,7 @@ export class Http2Connection implements StreamOwner {
   private outCallbacks: (() => void)[] = [];
   private flushScheduled = false;
   /** Streams with response data or trailers not yet sent. */
-  private readonly sending = new Set<ServerStream>();
+  private readonly sending = new StreamTable();
   private waitingForDrain = false;
 
   private goingAway = false;
@@ -407,7 +408,7 @@ export class Http2Connection implements StreamOwner {
       return;
     }
     const stream = new ServerStream(id, headers, this.peerStreamWindow, this.settings.streamWindow, this);
-    this.streams.set(id, stream);
+    this.streams.add(stream);
     this.onStream(stream);
     if (pending.endStream && !stream.closed) this.endRemote(stream);
   }
@@ -415,7 +416,7 @@ export class Http2Connection implements StreamOwner {
   private onReset(id: number): void {
     const stream = this.streams.get(id);
     if (!stream) return;
-    this.streams.delete(id);
+    this.streams.delete(stream);
     this.sending.delete(stream);
     stream.abort();
     this.endIfIdle();
@@ -536,7 +537,7 @@ export class Http2Connection implements StreamOwner {
   private flush(): void {
     this.flushScheduled = false;
     if (this.closed) return;
-    if (!this.waitingForDrain) for (const stream of this.sending) this.pump(stream);
+    if (!this.waitingForDrain) this.sending.forEach((stream) => this.pump(stream));
     if (this.out.length > 0) this.write();
     // Streams still in `sending` wait for the socket (those out of window left it, and come back with WINDOW_UPDATE).
     if (this.sending.size > 0 && !this.waitingForDrain) {
@@ -630,7 +631,7 @@ export class Http2Connection implements StreamOwner {
   }
 
   private removeStream(stream: ServerStream): void {
-    this.streams.delete(stream.id);
+    this.streams.delete(stream);
     if (this.goingAway) this.endIfIdle();
   }
 
@@ -639,7 +640,7 @@ export class Http2Connection implements StreamOwner {
     this.rememberClosedEarly(id);
     const stream = this.streams.get(id);
     if (!stream) return;
-    this.streams.delete(id);
+    this.streams.delete(stream);
     this.sending.delete(stream);
     stream.abort();
     this.endIfIdle();
@@ -673,7 +674,7 @@ export class Http2Connection implements StreamOwner {
   }
 
   private abortStreams(): void {
-    const streams = [...this.streams.values()];
+    const streams = this.streams.values();
     this.streams.clear();
     this.sending.clear();
     for (const stream of streams) stream.abort();
