@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { setFlagsFromString } from 'node:v8';
 import { changedSettings, resolveConfig, type CommonFlags } from '../config/config';
 import { createLogger } from '../log';
 import { startServer, type RunningServer } from '../server/server';
@@ -21,6 +22,12 @@ export function registerServe(program: Command): void {
     .action(async (flags: ServeFlags, command: Command) => {
       // Data files hold private image content: nothing the server creates is world-readable.
       process.umask(0o077);
+      // V8 moves an allocation site to old-space allocation once its objects tend to survive,
+      // as a call's objects do while commits and Write streams are slow. Those objects then
+      // live in the old generation, where each young object they point to is kept alive
+      // through every scavenge and promoted: after 2,000 commits, Info with 8 calls in flight
+      // promoted ~0.5 MB per scavenge for good. Without pretenuring: nothing, and +14% calls/s.
+      setFlagsFromString('--no-allocation-site-pretenuring');
       const configure = () => {
         const config = resolveConfig({ ...command.optsWithGlobals<CommonFlags>(), ...flags });
         if (flags.logLevel) config.log.level = flags.logLevel;
