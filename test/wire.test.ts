@@ -88,9 +88,11 @@ describe('response serializers', () => {
     for (const bytes of infos) {
       assert.deepEqual(CONTENT_DEFINITION.info.requestDeserialize(bytes), ContentService.info.requestDeserialize(bytes), bytes.toString('hex'));
     }
-    // A length running past the end fails as it does in the generated decoder.
-    const truncated = encodedRead({ digest, offset: 0, size: 0 }).subarray(0, 20);
-    assert.throws(() => ContentService.read.requestDeserialize(truncated));
-    assert.throws(() => CONTENT_DEFINITION.read.requestDeserialize(truncated));
+    // A length running past the end, or missing, fails as it does in the generated decoder.
+    for (const truncated of [encodedRead({ digest, offset: 0, size: 0 }).subarray(0, 20), Buffer.from([0x0a])]) {
+      assert.throws(() => ContentService.read.requestDeserialize(truncated));
+      assert.throws(() => CONTENT_DEFINITION.read.requestDeserialize(truncated), truncated.toString('hex'));
+      assert.throws(() => CONTENT_DEFINITION.info.requestDeserialize(truncated), truncated.toString('hex'));
+    }
   });
 });

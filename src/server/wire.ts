@@ -97,6 +97,7 @@ function decodeDigestRequest(bytes: Buffer): ReadContentRequest | undefined {
   while (at < bytes.length) {
     const tag = bytes[at++];
     if (tag === TAG_REQUEST_DIGEST) {
+      if (at >= bytes.length) return undefined;
       const length = bytes[at++]!;
       if (length >= 0x80 || at + length > bytes.length) return undefined;
       for (let i = at; i < at + length; i++) if (bytes[i]! >= 0x80) return undefined;
