@@ -139,9 +139,11 @@ export class LocalBlobBackend implements BlobBackend {
     const source = this.ingestPath(id);
     const target = this.blobPath(digest);
     const dir = dirname(target);
-    // Order matters for crash safety: the bytes are on disk before any name
-    // points to them, and the name is on disk before the store records it.
-    await syncPath(source);
+    // Crash safety: the bytes and the name are on disk before the store
+    // records the blob (its row is what makes it exist). They are synced
+    // together, after the link: a crash before both are on disk leaves a name
+    // without a row, which start-up reconciliation removes unread. On a
+    // journalling filesystem the file's fsync then carries the link as well.
     try {
       if (mkdirSync(dir, { recursive: true, mode: 0o700 })) await syncPath(this.blobsDir);
       try {
@@ -156,7 +158,7 @@ export class LocalBlobBackend implements BlobBackend {
     } catch (e) {
       throw fromSystemError(e);
     }
-    await syncPath(dir);
+    await Promise.all([syncPath(source), syncPath(dir)]);
   }
 
   async openBlob(digest: string): Promise<BlobReader> {
