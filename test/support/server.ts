@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,19 @@ export interface TestServer {
   restart(signal?: NodeJS.Signals): Promise<void>;
   /** Stops and removes the root directory. */
   destroy(): Promise<void>;
+}
+
+/** What a server that crashed, or nearly did, leaves in its log. */
+export const CRASH_IN_LOG = /Unhandled|uncaught|FATAL|heap out of memory/i;
+
+/** For after(): the server is still running and logged no crash, then it goes. */
+export async function destroySurvivor(server: TestServer): Promise<void> {
+  try {
+    assert.equal(server.process.exitCode, null, 'the server survived every test');
+    assert.doesNotMatch(server.output(), CRASH_IN_LOG);
+  } finally {
+    await server.destroy();
+  }
 }
 
 export interface ServerOptions {

@@ -301,7 +301,7 @@ export class Http2Connection implements StreamOwner {
         if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
         if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM length');
         if (id > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
-        return this.onReset(id);
+        return this.dropStream(id);
       case FrameType.SETTINGS:
         return this.onSettings(id, flags, payload);
       case FrameType.PUSH_PROMISE:
@@ -413,7 +413,8 @@ export class Http2Connection implements StreamOwner {
     if (pending.endStream && !stream.closed) this.endRemote(stream);
   }
 
-  private onReset(id: number): void {
+  /** Forgets a stream either side reset: its call is told, and no frame of it goes out any more. */
+  private dropStream(id: number): void {
     const stream = this.streams.get(id);
     if (!stream) return;
     this.streams.delete(stream);
@@ -638,12 +639,7 @@ export class Http2Connection implements StreamOwner {
   private resetStream(id: number, code: ErrorCode): void {
     this.emit(rstStream(id, code));
     this.rememberClosedEarly(id);
-    const stream = this.streams.get(id);
-    if (!stream) return;
-    this.streams.delete(stream);
-    this.sending.delete(stream);
-    stream.abort();
-    this.endIfIdle();
+    this.dropStream(id);
   }
 
   private rememberClosedEarly(id: number): void {
