@@ -6,14 +6,13 @@
 // commit to check the durability order a SIGKILL cannot reveal (fsync).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
-import { once } from 'node:events';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { WriteAction, type ContentClient } from '../generated/containerd/services/content/v1/content';
 import { assertConsistentRoot } from './support/consistency';
 import { CLI, startTestServer, type TestServer } from './support/server';
+import { Strace, straceSkip } from './support/strace';
 import { abort, contentClient, info, md, read, rejectsWith, remove, sha256, status, writeBlob, WriteSession } from './support/client';
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 50);
@@ -212,15 +211,7 @@ describe('crash safety', () => {
   });
 });
 
-/** strace is how this test sees fsync; CI installs it, elsewhere its absence skips the test. */
-function straceMissing(): string | undefined {
-  const probe = spawnSync('strace', ['-V'], { encoding: 'utf8' });
-  return probe.error || probe.status !== 0 ? 'strace is not installed (apt-get install strace)' : undefined;
-}
-const missing = straceMissing();
-if (missing && process.env.CI === 'true') throw new Error(`crash: ${missing} (required when CI=true)`);
-
-describe('commit durability order', { skip: missing ?? false }, () => {
+describe('commit durability order', { skip: straceSkip('crash') }, () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer();
@@ -228,30 +219,23 @@ describe('commit durability order', { skip: missing ?? false }, () => {
   after(() => server.destroy());
 
   test('the staged bytes and the blob name are synced before the row, the row before the reply and before the ingest goes', async () => {
-    const trace = `${server.root}.strace`;
-    // Each sync starts 50 ms late, so that a write that does not wait for one shows up in the trace before its return.
-    const strace = spawn('strace', ['-f', '-qq', '-yy', '-p', String(server.process.pid), '-o', trace, '-e', 'inject=fsync,fdatasync:delay_enter=50000', '-e', 'trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2,unlink,unlinkat,pwrite64,write,writev'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let straceErr = '';
-    strace.stderr!.on('data', (d: Buffer) => (straceErr += d.toString()));
-    // strace prints nothing once attached: wait until it has seen the server's first system call.
     const client = contentClient(server.address);
     const data = randomBytes(100_000);
+    // Each sync starts 50 ms late, so that a write that does not wait for one shows up in the trace before its return.
+    const strace = await Strace.attach(
+      server.process.pid!,
+      `${server.root}.strace`,
+      ['-e', 'inject=fsync,fdatasync:delay_enter=50000', '-e', 'trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2,unlink,unlinkat,pwrite64,write,writev'],
+      () => info(client, sha256(data), md('order')).catch(() => undefined),
+    );
+    let traced: Awaited<ReturnType<Strace['stop']>>;
     try {
-      for (let i = 0; i < 100 && !(await readFile(trace, 'utf8').catch(() => '')).includes('('); i++) {
-        await info(client, sha256(data), md('order')).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
       await writeBlob(client, 'order', data, { metadata: md('order') });
     } finally {
       client.close();
-      const exited = once(strace, 'exit');
-      strace.kill('SIGINT');
-      await exited;
+      traced = await strace.stop();
     }
-    const lines = (await readFile(trace, 'utf8')).split('\n');
-    await rm(trace, { force: true });
+    const { lines, stderr: straceErr } = traced;
     const hex = sha256(data).slice('sha256:'.length);
     const at = (what: string, pattern: RegExp, from = 0): number => {
       const index = lines.findIndex((line, i) => i >= from && pattern.test(line));

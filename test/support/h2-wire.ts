@@ -130,6 +130,18 @@ export function errorName(code: number): string {
 const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([name, value]) => [value, name])) as Record<number, string>;
 
 /** A frame in one line, for failure messages: "RST_STREAM(3) CANCEL". */
+/** The whole frames at the start of bytes, and the bytes after them. */
+export function splitFrames(bytes: Buffer): { frames: Frame[]; rest: Buffer } {
+  const frames: Frame[] = [];
+  while (bytes.length >= 9) {
+    const length = bytes.readUIntBE(0, 3);
+    if (bytes.length < 9 + length) break;
+    frames.push({ type: bytes[3]!, flags: bytes[4]!, stream: bytes.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(bytes.subarray(9, 9 + length)) });
+    bytes = bytes.subarray(9 + length);
+  }
+  return { frames, rest: bytes };
+}
+
 export function describeFrame(frame: Frame): string {
   const name = TYPE_NAMES[frame.type] ?? `type 0x${frame.type.toString(16)}`;
   let detail = `flags=0x${frame.flags.toString(16)} len=${frame.payload.length}`;
@@ -557,18 +569,14 @@ export class H2Client {
   }
 
   private onData(chunk: Buffer): void {
-    let bytes = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    while (bytes.length >= 9) {
-      const length = bytes.readUIntBE(0, 3);
-      if (bytes.length < 9 + length) break;
-      const frame: Frame = { type: bytes[3]!, flags: bytes[4]!, stream: bytes.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(bytes.subarray(9, 9 + length)) };
-      bytes = bytes.subarray(9 + length);
+    const { frames, rest } = splitFrames(this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk);
+    for (const frame of frames) {
       this.account(frame);
       this.decodeHeaders(frame);
       this.frames.push(frame);
       this.onFrame?.(frame);
     }
-    this.pending = Buffer.from(bytes);
+    this.pending = Buffer.from(rest);
     this.changed();
   }
 
