@@ -33,6 +33,7 @@ import { contentClient, info, md, rejectsWith, sha256, writeBlob } from './suppo
 import {
   chunks,
   DEFAULT_WINDOW,
+  describeFrame,
   encodeFrame,
   ErrorCode,
   errorName,
@@ -43,12 +44,14 @@ import {
   header,
   literalHeaders,
   pause,
+  pingFrame,
   requestHeaders,
   ResponseHeaderDecoder,
   rstStreamFrame,
   Setting,
   settingsFrame,
   settingsOf,
+  splitFrames,
   windowUpdateFrame,
   within,
   type Frame,
@@ -57,6 +60,7 @@ import {
 import { connectRaw, grpcFrame, RawCall } from './support/raw-grpc';
 import { openFds, settle } from './support/proc';
 import { destroySurvivor, startTestServer, type TestServer } from './support/server';
+import { socketWrites, Strace, straceSkip } from './support/strace';
 
 const NS = 'h2';
 const INFO = ContentService.info.path;
@@ -897,4 +901,54 @@ describe('HTTP/2 connection: graceful shutdown (SIGTERM)', () => {
       }
     },
   );
+});
+
+describe('HTTP/2 connection: what each write carries (under strace)', { skip: straceSkip('http2') }, () => {
+  let server: TestServer;
+  const blob = randomBytes(1000);
+  const digest = sha256(blob);
+  before(async () => {
+    server = await startTestServer();
+    const client = contentClient(server.address);
+    try {
+      await writeBlob(client, 'batched', blob, { metadata: md(NS) });
+    } finally {
+      client.close();
+    }
+  });
+  after(async () => {
+    if (server) await destroySurvivor(server);
+  });
+
+  test('requests that arrive together with a WINDOW_UPDATE and a PING, as grpc-go sends them: the ACK leaves with the first answer, written at once; the other answers follow in one write', async () => {
+    const c = await H2Client.connect(server.address);
+    try {
+      const strace = await Strace.attach(server.process.pid!, `${server.root}.strace`, ['-xx', '-s', '65536', '-e', 'trace=write,writev'], () => c.ping());
+      const streams = [c.newStream(), c.newStream(), c.newStream()];
+      const ping = Buffer.from('batch!!!');
+      let traced: Awaited<ReturnType<Strace['stop']>>;
+      try {
+        c.write(
+          windowUpdateFrame(0, 1000),
+          pingFrame(ping),
+          ...streams.flatMap((id) => [encodeFrame(FrameType.HEADERS, Flags.END_HEADERS, id, requestHeaders(INFO, NS)), encodeFrame(FrameType.DATA, Flags.END_STREAM, id, grpcFrame(infoRequest(digest)))]),
+        );
+        for (const id of streams) assertInfo(await c.response(id, 5000), digest, blob.length);
+      } finally {
+        traced = await strace.stop();
+      }
+      const writes = socketWrites(traced.lines).map((bytes) => splitFrames(bytes).frames);
+      const shown = writes.map((frames) => frames.map(describeFrame).join(', ')).join('\n');
+      const ackAt = writes.findIndex((frames) => frames.some((f) => f.type === FrameType.PING && f.flags & Flags.ACK && f.payload.equals(ping)));
+      assert.ok(ackAt >= 0, `the PING ACK among the writes:\n${shown}\n${traced.stderr}`);
+      /** Streams whose whole answer (its DATA, its trailers) a write carries. */
+      const answered = (frames: Frame[]): number[] =>
+        streams.filter((id) => frames.some((f) => f.stream === id && f.type === FrameType.DATA) && frames.some((f) => f.stream === id && f.type === FrameType.HEADERS && f.flags & Flags.END_STREAM));
+      assert.equal(answered(writes[ackAt]!).length, 1, `the ACK's write carries one whole answer:\n${shown}`);
+      const later = writes.slice(ackAt + 1).map(answered).filter((ids) => ids.length > 0);
+      assert.deepEqual(later.map((ids) => ids.length), [2], `the other two answers leave together, in one later write:\n${shown}`);
+    } finally {
+      c.close();
+    }
+  });
 });
