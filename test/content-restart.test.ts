@@ -12,7 +12,7 @@ import { WriteAction } from '../generated/containerd/services/content/v1/content
 import { contentClient, info, read, rejectsWith, sha256, status, WriteSession, writeBlob } from './support/client';
 import { blobOnDisk, blobPath, ingestOf } from './support/disk';
 import { serverFixture } from './support/fixture';
-import { run } from './support/process';
+import { run, waitFor } from './support/process';
 import { CLI, startTestServer } from './support/server';
 
 const MiB = 1024 * 1024;
@@ -63,6 +63,26 @@ describe('resume after a restart', () => {
     const client = fx.reconnect();
     assert.deepEqual((await info(client, sha256(data))).labels, { keep: 'me' });
     assert.deepEqual((await read(client, sha256(data))).data, data);
+  });
+
+  test('SIGKILL between the last WRITE and COMMIT: the early-published name is removed at start, the ingest resumes at its end and commits', { timeout: 60_000 }, async () => {
+    const data = randomBytes(MiB + 77);
+    const digest = sha256(data);
+    const session = new WriteSession(fx.client);
+    await session.send({ action: WriteAction.STAT, ref: 'early-kill', total: data.length, expected: digest });
+    await session.send({ action: WriteAction.WRITE, offset: 0, data });
+    await waitFor(() => Promise.resolve(existsSync(blobPath(fx.server.root, digest)) || undefined), 10_000, () => 'the blob name to appear before COMMIT');
+    await fx.server.restart('SIGKILL');
+    await assert.rejects(session.done, 'the interrupted stream fails');
+    const client = fx.reconnect();
+    assert.equal(blobOnDisk(fx.server.root, digest), undefined, 'start-up reconciliation removed the name');
+    await rejectsWith(info(client, digest), 'NOT_FOUND');
+    const resumed = new WriteSession(client);
+    assert.equal((await resumed.send({ action: WriteAction.STAT, ref: 'early-kill' })).offset, data.length);
+    assert.equal((await resumed.send({ action: WriteAction.COMMIT, offset: data.length, total: data.length, expected: digest })).digest, digest);
+    await resumed.close();
+    assert.deepEqual((await read(client, digest)).data, data);
+    assert.deepEqual(blobOnDisk(fx.server.root, digest), data);
   });
 
   test('a blob name without a row, its bytes never synced, is removed at start and the digest commits again', { timeout: 60_000 }, async () => {

@@ -10,6 +10,7 @@ import { WriteAction } from '../generated/containerd/services/content/v1/content
 import { info, read, rejectsWith, sha256, status, toNs, writeBlob, WriteSession } from './support/client';
 import { blobOnDisk, blobPath, contentRows, ingestFiles, ingestOf, ingestRows } from './support/disk';
 import { serverFixture } from './support/fixture';
+import { waitFor } from './support/process';
 
 
 describe('Write', () => {
@@ -206,6 +207,87 @@ describe('Write', () => {
     assert.equal((await next.send({ action: STAT, ref: 'cancelled' })).offset, 120);
     assert.equal((await next.send({ action: COMMIT, offset: 120, data: data.subarray(120) })).digest, sha256(data));
     await next.close();
+  });
+
+  test('once every declared byte is written the blob is published ahead of COMMIT, unseen until then; new bytes or an end without a commit take it back', async () => {
+    const root = fx.server.root;
+    const [data, other] = [randomBytes(50_000), randomBytes(50_000)];
+    const published = (digest: string): Promise<true | undefined> => Promise.resolve(existsSync(blobPath(root, digest)) || undefined);
+    const session = open();
+    await session.send({ action: STAT, ref: 'early', total: data.length });
+    await session.send({ action: WRITE, offset: 0, data: data.subarray(0, 20_000) });
+    await session.send({ action: WRITE, offset: 20_000, data: data.subarray(20_000) });
+    await waitFor(() => published(sha256(data)), 10_000, () => 'the blob name to appear before COMMIT');
+    assert.deepEqual(blobOnDisk(root, sha256(data)), data);
+    await rejectsWith(info(fx.client, sha256(data)), 'NOT_FOUND');
+    assert.deepEqual(contentRows(root, sha256(data)), []);
+
+    // The staged file and the blob name are one file: the name goes before the bytes change.
+    await session.send({ action: WRITE, offset: data.length, data: Buffer.from('more') });
+    assert.equal(blobOnDisk(root, sha256(data)), undefined, 'taken back by an append');
+    await session.send({ action: WRITE, offset: 0, data });
+    await waitFor(() => published(sha256(data)), 10_000, () => 'the blob name to appear again');
+    await session.send({ action: WRITE, offset: 0, data: other });
+    assert.equal(blobOnDisk(root, sha256(data)), undefined, 'taken back by a rewrite');
+    await waitFor(() => published(sha256(other)), 10_000, () => 'the rewritten blob to appear');
+    await session.close();
+    await waitFor(() => Promise.resolve(blobOnDisk(root, sha256(other)) === undefined || undefined), 10_000, () => 'the name to go with the writer');
+    assert.equal((await status(fx.client, 'early')).offset, other.length, 'the ingest stays, to be resumed');
+
+    const resumed = open();
+    assert.equal((await resumed.send({ action: STAT, ref: 'early' })).offset, other.length);
+    assert.equal((await resumed.send({ action: COMMIT, offset: other.length, total: other.length })).digest, sha256(other));
+    await resumed.close();
+    assert.deepEqual(blobOnDisk(root, sha256(other)), other);
+    assert.deepEqual((await read(fx.client, sha256(other))).data, other);
+  });
+
+  test('two ingests of the same bytes: the blob is the committer\'s own file, and the other ingest rewriting its bytes leaves it intact', async () => {
+    const root = fx.server.root;
+    const [data, other] = [randomBytes(40_000), randomBytes(40_000)];
+    const early = open();
+    await early.send({ action: STAT, ref: 'same-early', total: data.length });
+    await early.send({ action: WRITE, offset: 0, data });
+    await waitFor(() => Promise.resolve(existsSync(blobPath(root, sha256(data))) || undefined), 10_000, () => 'the early publish');
+    // No size declared: this one commits without an early publish of its own.
+    const committer = open();
+    await committer.send({ action: STAT, ref: 'same-committer' });
+    await committer.send({ action: WRITE, offset: 0, data });
+    assert.equal((await committer.send({ action: COMMIT, offset: data.length })).digest, sha256(data));
+    await committer.close();
+    await early.send({ action: WRITE, offset: 0, data: other });
+    assert.deepEqual(blobOnDisk(root, sha256(data)), data, 'the committed blob kept its bytes');
+    assert.deepEqual((await read(fx.client, sha256(data))).data, data);
+    assert.equal((await early.send({ action: COMMIT, offset: other.length })).digest, sha256(other));
+    await early.close();
+    assert.deepEqual(blobOnDisk(root, sha256(other)), other);
+
+    // Bytes already stored are not published again over the stored blob.
+    const late = open();
+    await late.send({ action: STAT, ref: 'same-late', total: data.length });
+    await late.send({ action: WRITE, offset: 0, data });
+    await late.send({ action: WRITE, offset: 0, data: randomBytes(data.length) });
+    late.cancel();
+    assert.deepEqual(blobOnDisk(root, sha256(data)), data, 'the stored blob kept its bytes');
+  });
+
+  test('a COMMIT that fails, or a declared digest that is already stored, takes back the early-published blob', async () => {
+    const root = fx.server.root;
+    const stored = randomBytes(100);
+    await writeBlob(fx.client, 'early-stored', stored);
+    for (const [ref, failing] of [
+      ['early-labels', { action: COMMIT, offset: 30_000, labels: { big: 'x'.repeat(5000) } }],
+      ['early-exists', { action: STAT, expected: sha256(stored) }],
+    ] as const) {
+      const data = randomBytes(30_000);
+      const session = open();
+      await session.send({ action: STAT, ref, total: data.length });
+      await session.send({ action: WRITE, offset: 0, data });
+      await waitFor(() => Promise.resolve(existsSync(blobPath(root, sha256(data))) || undefined), 10_000, () => `${ref}: the blob name to appear`);
+      await rejectsWith(session.send(failing), failing.action === COMMIT ? 'INVALID_ARGUMENT' : 'ALREADY_EXISTS');
+      assert.equal(blobOnDisk(root, sha256(data)), undefined, `${ref}: taken back`);
+      session.cancel();
+    }
   });
 
   describe('committing content that already exists', () => {

@@ -258,8 +258,9 @@ describe('commit durability order', { skip: straceSkip('crash') }, () => {
     assert.ok(bytesSynced < walWrite, 'the staged bytes are on disk before the row is written');
     assert.ok(nameSynced < walWrite, 'the blob name is on disk before the row is written');
     const walSync = returned(at('the WAL synced', /f(data)?sync\(\d+<[^>]*metadata\.db-wal>/, walWrite));
-    // The COMMIT response is the first thing written to the client's socket after the blob is linked.
-    const acknowledged = at('the COMMIT response', /writev?\(\d+<UNIX/, linked);
+    // The COMMIT response is the first thing written to the client's socket after the row (the blob was linked
+    // earlier, before the last WRITE's response: see Store.publishEarly).
+    const acknowledged = at('the COMMIT response', /writev?\(\d+<UNIX/, walWrite);
     assert.ok(walSync < acknowledged, 'the row is on disk before the client hears of the commit');
     at('the staged name removed after the row', new RegExp(`unlink(at)?\\(.*ingest/${id}"`), walWrite);
   });

@@ -44,6 +44,8 @@ export class Store implements ContentStore {
   private readonly progressCache = new Map<string, { hash: IngestProgress['hash']; offset: number }>();
   private readonly policy: NamespacePolicy;
   private readonly liveWriters = new Map<string, IngestWriter>();
+  /** Blobs published ahead of their commit (see publishEarly), each by the id of the ingest that did it. */
+  private readonly earlyPublished = new Map<string, string>();
 
   constructor(
     readonly db: MetadataDB,
@@ -263,7 +265,8 @@ export class Store implements ContentStore {
   /** Removes the file of a blob whose row is gone, unless a commit brought it back meanwhile. */
   async removeBlobFile(digest: string, size: number): Promise<boolean> {
     return this.digestMutex.run(digest, async () => {
-      if (this.db.getBlob(digest)) return false;
+      // An early publish of the digest is an ingest's, waiting for its commit.
+      if (this.db.getBlob(digest) || this.earlyPublished.has(digest)) return false;
       await this.backend.deleteBlob(digest);
       this.observer.blobDeleted(size);
       return true;
@@ -285,10 +288,41 @@ export class Store implements ContentStore {
     return { ...(await this.hashStaged(row.id)), file: await this.backend.openIngest(row.id) };
   }
 
+  /**
+   * Publishes an ingest whose client has written every byte it declared,
+   * before its commit arrives. containerd commits inside its metadata write
+   * transaction, one blob at a time: what is done here, outside it (the
+   * fsyncs of the bytes and of the blob's name), no longer holds up every
+   * other commit. Until the commit records it the blob has no row, like one
+   * a failed commit leaves: nothing reads it, and after a crash start-up
+   * reconciliation removes it. The writer calls withdrawEarly before the
+   * bytes change or when it ends without a commit.
+   */
+  async publishEarly(row: IngestRow, digest: string): Promise<void> {
+    await this.digestMutex.run(digest, async () => {
+      if (this.db.getBlob(digest)) return;
+      await this.backend.publish(row.id, digest);
+      this.earlyPublished.set(digest, row.id);
+    });
+  }
+
+  /** Takes back what publishEarly published for this ingest, unless a commit of the digest has superseded it. */
+  async withdrawEarly(row: IngestRow, digest: string): Promise<void> {
+    await this.digestMutex.run(digest, async () => {
+      // Every commit of the digest clears its entry: one still ours is a blob without a row.
+      if (this.earlyPublished.get(digest) !== row.id) return;
+      this.earlyPublished.delete(digest);
+      await this.backend.deleteBlob(digest);
+    });
+  }
+
   async commitIngest(ctx: RequestContext, row: IngestRow, digest: string, size: number, labels: Labels): Promise<Info> {
     validateLabels(labels);
     // Under the digest's lock: two writers of one digest in one namespace may both get this far.
     return this.digestMutex.run(digest, async () => {
+      // Whoever commits the digest now owns its blob: another ingest's early publish of it is superseded.
+      const publishedEarly = this.earlyPublished.get(digest) === row.id;
+      this.earlyPublished.delete(digest);
       if (this.db.getContent(ctx.namespace, digest)) {
         this.leases.holdContent(ctx, digest);
         this.leases.releaseIngest(ctx, row.ref);
@@ -299,7 +333,7 @@ export class Store implements ContentStore {
       const stored = this.db.getBlob(digest);
       if (!stored) {
         if (row.baseDigest) throw failedPrecondition(`content ${digest} was removed during the ingest`);
-        await this.backend.publish(row.id, digest);
+        if (!publishedEarly) await this.backend.publish(row.id, digest);
       }
       // Bytes durable first, then the row: a crash in between leaves only a
       // blob without a row, which start-up reconciliation removes.

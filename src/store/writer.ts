@@ -23,6 +23,8 @@ export interface IngestProgress {
 export class IngestWriter implements ContentWriter {
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** The blob published ahead of the commit once every declared byte was written (Store.publishEarly). */
+  private early: { digest: string; published: Promise<void> } | undefined;
 
   constructor(
     private readonly store: Store,
@@ -84,7 +86,11 @@ export class IngestWriter implements ContentWriter {
       if (offset > 0 && offset !== this.progress.offset) {
         throw outOfRange(`write @${offset} must occur at current offset ${this.progress.offset}`);
       }
-      if (offset === 0 && this.progress.offset > 0) await this.truncate();
+      const truncating = offset === 0 && this.progress.offset > 0;
+      if (!truncating && data.length === 0) return;
+      // The staged file may be the early-published blob itself (a hard link): that goes before its bytes change.
+      await this.withdrawEarly();
+      if (truncating) await this.truncate();
       if (data.length === 0) return;
       const file = await this.materialize();
       this.store.checkBlobSize(this.progress.offset + data.length);
@@ -102,6 +108,7 @@ export class IngestWriter implements ContentWriter {
       this.progress.offset += data.length;
       this.row.updatedAt = nowNs();
       this.store.observer.bytesWritten(data.length);
+      if (this.progress.offset === this.expectation.total) this.publishEarly();
     });
   }
 
@@ -118,6 +125,9 @@ export class IngestWriter implements ContentWriter {
         await this.progress.file?.close();
         this.progress.file = undefined;
         return await this.store.commitIngest(this.ctx, this.row, digest, size, labels ?? {});
+      } catch (e) {
+        await this.withdrawEarly();
+        throw e;
       } finally {
         this.finish();
       }
@@ -129,6 +139,7 @@ export class IngestWriter implements ContentWriter {
       if (this.closed) return;
       // Whatever fails here (SQLite on a full disk, say), the ref must not stay locked.
       try {
+        await this.withdrawEarly();
         await this.progress.file?.close();
         this.progress.file = undefined;
         this.store.db.updateIngest(this.row);
@@ -155,7 +166,24 @@ export class IngestWriter implements ContentWriter {
     this.holder.release();
   }
 
+  private publishEarly(): void {
+    const digest = this.digest();
+    const { expected } = this.expectation;
+    if (expected && expected !== digest) return;
+    // A failure here is the commit's to meet again and report.
+    this.early = { digest, published: this.store.publishEarly(this.row, digest).catch(() => undefined) };
+  }
+
+  private async withdrawEarly(): Promise<void> {
+    const early = this.early;
+    if (!early) return;
+    this.early = undefined;
+    await early.published;
+    await this.store.withdrawEarly(this.row, early.digest);
+  }
+
   private async abortLocked(): Promise<void> {
+    await this.withdrawEarly();
     await this.progress.file?.close();
     this.progress.file = undefined;
     this.store.leases.releaseIngest(this.ctx, this.row.ref);
