@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
 import { contentClient, info, read, rejectsWith, sha256, status, WriteSession, writeBlob } from './support/client';
-import { blobOnDisk, blobPath, ingestOf } from './support/disk';
+import { blobFileAppears, blobOnDisk, blobPath, ingestOf } from './support/disk';
 import { serverFixture } from './support/fixture';
-import { run, waitFor } from './support/process';
+import { run } from './support/process';
 import { CLI, startTestServer } from './support/server';
 
 const MiB = 1024 * 1024;
@@ -71,7 +71,7 @@ describe('resume after a restart', () => {
     const session = new WriteSession(fx.client);
     await session.send({ action: WriteAction.STAT, ref: 'early-kill', total: data.length, expected: digest });
     await session.send({ action: WriteAction.WRITE, offset: 0, data });
-    await waitFor(() => Promise.resolve(existsSync(blobPath(fx.server.root, digest)) || undefined), 10_000, () => 'the blob name to appear before COMMIT');
+    await blobFileAppears(fx.server.root, digest);
     await fx.server.restart('SIGKILL');
     await assert.rejects(session.done, 'the interrupted stream fails');
     const client = fx.reconnect();

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { WriteAction } from '../generated/containerd/services/content/v1/content';
 import { info, read, rejectsWith, sha256, status, toNs, writeBlob, WriteSession } from './support/client';
-import { blobOnDisk, blobPath, contentRows, ingestFiles, ingestOf, ingestRows } from './support/disk';
+import { blobFileAppears, blobOnDisk, blobPath, contentRows, ingestFiles, ingestOf, ingestRows } from './support/disk';
 import { serverFixture } from './support/fixture';
 import { waitFor } from './support/process';
 
@@ -212,12 +212,11 @@ describe('Write', () => {
   test('once every declared byte is written the blob is published ahead of COMMIT, unseen until then; new bytes or an end without a commit take it back', async () => {
     const root = fx.server.root;
     const [data, other] = [randomBytes(50_000), randomBytes(50_000)];
-    const published = (digest: string): Promise<true | undefined> => Promise.resolve(existsSync(blobPath(root, digest)) || undefined);
     const session = open();
     await session.send({ action: STAT, ref: 'early', total: data.length });
     await session.send({ action: WRITE, offset: 0, data: data.subarray(0, 20_000) });
     await session.send({ action: WRITE, offset: 20_000, data: data.subarray(20_000) });
-    await waitFor(() => published(sha256(data)), 10_000, () => 'the blob name to appear before COMMIT');
+    await blobFileAppears(root, sha256(data));
     assert.deepEqual(blobOnDisk(root, sha256(data)), data);
     await rejectsWith(info(fx.client, sha256(data)), 'NOT_FOUND');
     assert.deepEqual(contentRows(root, sha256(data)), []);
@@ -226,10 +225,10 @@ describe('Write', () => {
     await session.send({ action: WRITE, offset: data.length, data: Buffer.from('more') });
     assert.equal(blobOnDisk(root, sha256(data)), undefined, 'taken back by an append');
     await session.send({ action: WRITE, offset: 0, data });
-    await waitFor(() => published(sha256(data)), 10_000, () => 'the blob name to appear again');
+    await blobFileAppears(root, sha256(data));
     await session.send({ action: WRITE, offset: 0, data: other });
     assert.equal(blobOnDisk(root, sha256(data)), undefined, 'taken back by a rewrite');
-    await waitFor(() => published(sha256(other)), 10_000, () => 'the rewritten blob to appear');
+    await blobFileAppears(root, sha256(other));
     await session.close();
     await waitFor(() => Promise.resolve(blobOnDisk(root, sha256(other)) === undefined || undefined), 10_000, () => 'the name to go with the writer');
     assert.equal((await status(fx.client, 'early')).offset, other.length, 'the ingest stays, to be resumed');
@@ -248,7 +247,7 @@ describe('Write', () => {
     const early = open();
     await early.send({ action: STAT, ref: 'same-early', total: data.length });
     await early.send({ action: WRITE, offset: 0, data });
-    await waitFor(() => Promise.resolve(existsSync(blobPath(root, sha256(data))) || undefined), 10_000, () => 'the early publish');
+    await blobFileAppears(root, sha256(data));
     // No size declared: this one commits without an early publish of its own.
     const committer = open();
     await committer.send({ action: STAT, ref: 'same-committer' });
@@ -283,7 +282,7 @@ describe('Write', () => {
       const session = open();
       await session.send({ action: STAT, ref, total: data.length });
       await session.send({ action: WRITE, offset: 0, data });
-      await waitFor(() => Promise.resolve(existsSync(blobPath(root, sha256(data))) || undefined), 10_000, () => `${ref}: the blob name to appear`);
+      await blobFileAppears(root, sha256(data));
       await rejectsWith(session.send(failing), failing.action === COMMIT ? 'INVALID_ARGUMENT' : 'ALREADY_EXISTS');
       assert.equal(blobOnDisk(root, sha256(data)), undefined, `${ref}: taken back`);
       session.cancel();

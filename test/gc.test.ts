@@ -19,7 +19,7 @@ import { WriteAction } from '../generated/containerd/services/content/v1/content
 import type { LeasesClient } from '../generated/containerd/services/leases/v1/leases';
 import type { ContentClient } from '../generated/containerd/services/content/v1/content';
 import { contentClient, info, listStatuses, md, read, rejectsWith, remove, sha256, update, writeBlob, WriteSession } from './support/client';
-import { blobOnDisk, blobPath, contentRows, ingestFiles, ingestRows, withMetadata } from './support/disk';
+import { blobFileAppears, blobOnDisk, blobPath, contentRows, ingestFiles, ingestRows, withMetadata } from './support/disk';
 import { serverFixture } from './support/fixture';
 import { createLease, expiresIn, leasesClient, listLeases, runGc } from './support/leases';
 import { CLI, startTestServer } from './support/server';
@@ -183,7 +183,7 @@ describe('collector: a blob published ahead of its commit', () => {
       const digest = sha256(data);
       const writer = await store.writer({ namespace: 'gc-early' }, { ref: 'early', total: data.length });
       await writer.write(0, data);
-      await until(() => existsSync(blobPath(config.root, digest)), 'the early publish');
+      await blobFileAppears(config.root, digest);
       assert.equal(await store.removeBlobFile(digest, data.length), false, 'the collector leaves it');
       assert.deepEqual(blobOnDisk(config.root, digest), data);
       assert.equal((await writer.commit()).digest, digest);

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from './process';
 
 /**
  * What a local-backend server root holds on disk, read directly so tests
@@ -15,6 +16,11 @@ export function blobPath(root: string, digest: string): string {
 export function blobOnDisk(root: string, digest: string): Buffer | undefined {
   const path = blobPath(root, digest);
   return existsSync(path) ? readFileSync(path) : undefined;
+}
+
+/** Waits for the blob's file: a blob published ahead of its COMMIT appears after the last WRITE's answer. */
+export async function blobFileAppears(root: string, digest: string): Promise<void> {
+  await waitFor(async () => existsSync(blobPath(root, digest)) || undefined, 10_000, () => `the file of ${digest} to appear`);
 }
 
 /** Names of the files in <root>/ingest. */
