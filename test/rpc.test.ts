@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   ContentService,
@@ -41,6 +44,14 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The kernel send buffer (ss's skmem tb) of each connection server has accepted (not its stdio, socketpairs too). */
+async function sendBuffers(server: TestServer): Promise<number[]> {
+  const { stdout } = await promisify(execFile)('ss', ['-xmpnH', 'state', 'connected', 'src', server.address]);
+  const lines = stdout.split('\n');
+  // skmem is on the socket's line, or on the next one where ss wraps.
+  return lines.flatMap((line, i) => (line.includes(`pid=${server.process.pid!},`) ? [Number(/\btb(\d+)/.exec(`${line} ${lines[i + 1] ?? ''}`)![1])] : []));
+}
 
 function assertStatus(result: RawResult, code: keyof typeof grpcStatus, message?: RegExp): void {
   assert.equal(result.httpStatus, 200);
@@ -207,6 +218,13 @@ describe('gRPC transport, against contentd serve', () => {
     }
   });
 
+  test('each connection has a 2 MiB kernel send buffer by default, room for a whole 1 MiB Read answer (as root: past net.core.wmem_max)', async () => {
+    await stillServing();
+    const buffers = await sendBuffers(server);
+    assert.ok(buffers.length >= 2, `the grpc-js client's and the raw session's connections: ${buffers.join(', ')}`);
+    assert.deepEqual(new Set(buffers), new Set([2 << 20]));
+  });
+
   test('Read streams reset by the client after their first DATA frame: other and later Reads return every byte', async () => {
     const resets = async (): Promise<void> => {
       for (let i = 0; i < 3; i++) {
@@ -227,6 +245,26 @@ describe('gRPC transport, against contentd serve', () => {
     }
     await stillServing();
   });
+});
+
+describe('grpc.socket_send_buffer', () => {
+  const sysctl = (name: string): number => Number(readFileSync(`/proc/sys/net/core/${name}`, 'utf8'));
+  for (const [what, setting, expected] of [
+    ['4 × net.core.wmem_max: that size, as root', () => 4 * sysctl('wmem_max'), () => 4 * sysctl('wmem_max')],
+    ['0: the system default', () => 0, () => sysctl('wmem_default')],
+  ] as const) {
+    test(`${what}`, async () => {
+      const server = await startTestServer({ config: `[grpc]\nsocket_send_buffer = ${setting()}\n` });
+      const client = contentClient(server.address);
+      try {
+        await rejectsWith(info(client, sha256(Buffer.from('none')), md(NS)), 'NOT_FOUND');
+        assert.deepEqual(await sendBuffers(server), [expected()]);
+      } finally {
+        client.close();
+        await destroySurvivor(server);
+      }
+    });
+  }
 });
 
 describe('MessageDecoder', () => {

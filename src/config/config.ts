@@ -17,6 +17,8 @@ export interface Config {
     gid?: number;
     maxRecvMessageSize: number;
     maxSendMessageSize: number;
+    /** Kernel send buffer of each connection, bytes; 0 keeps the system's default. */
+    socketSendBuffer: number;
   };
   log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'text' | 'json' };
   namespaces: { policy: 'shared' | 'isolated' };
@@ -55,6 +57,7 @@ export function defaultConfig(): Config {
       socketMode: 0o660,
       maxRecvMessageSize: 16 << 20,
       maxSendMessageSize: 16 << 20,
+      socketSendBuffer: 2 << 20,
     },
     log: { level: 'info', format: 'text' },
     namespaces: { policy: 'shared' },
@@ -131,7 +134,7 @@ function duration(t: Table, key: string, where: string): number | undefined {
 /** Every key the loader accepts, by section ('' for top level); config.example.toml must document each (test/config.test.ts). */
 export const KNOWN: Record<string, readonly string[]> = {
   '': ['root', 'grpc', 'log', 'namespaces', 'limits', 'metrics', 'gc', 'blobs'],
-  grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size'],
+  grpc: ['address', 'socket_mode', 'uid', 'gid', 'max_recv_message_size', 'max_send_message_size', 'socket_send_buffer'],
   log: ['level', 'format'],
   namespaces: ['policy'],
   limits: ['max_active_ingests', 'max_blob_size'],
@@ -179,6 +182,7 @@ export function loadConfig(file?: string): Config {
   config.grpc.gid = int(grpc, 'gid', 'grpc');
   config.grpc.maxRecvMessageSize = int(grpc, 'max_recv_message_size', 'grpc') ?? config.grpc.maxRecvMessageSize;
   config.grpc.maxSendMessageSize = int(grpc, 'max_send_message_size', 'grpc') ?? config.grpc.maxSendMessageSize;
+  config.grpc.socketSendBuffer = int(grpc, 'socket_send_buffer', 'grpc') ?? config.grpc.socketSendBuffer;
   config.log.level = oneOf(log, 'level', 'log', ['error', 'warn', 'info', 'debug'] as const) ?? config.log.level;
   config.log.format = oneOf(log, 'format', 'log', ['text', 'json'] as const) ?? config.log.format;
   config.namespaces.policy = oneOf(namespaces, 'policy', 'namespaces', ['shared', 'isolated'] as const) ?? config.namespaces.policy;

@@ -3,6 +3,7 @@ import { REPEATED_FIELDS, ServerCall, type CallLimits } from './call';
 import { Http2Connection } from './http2/connection';
 import type { HeaderField } from './http2/hpack';
 import type { ServerStream } from './http2/stream';
+import { setSendBuffer } from './send-buffer';
 import { Code, type MethodDefinition, type ServiceDefinition, type ServiceImplementation, type StreamingHandler, type UnaryHandler } from './types';
 
 /**
@@ -21,6 +22,8 @@ const STREAM_WINDOW = 2 << 20;
 const CONNECTION_WINDOW = 16 << 20;
 
 export interface RpcServerOptions extends CallLimits {
+  /** Kernel send buffer of each connection, in bytes (see setSendBuffer); 0 keeps the system's default. */
+  socketSendBuffer: number;
   /** A fault on this side that ended a connection (the server lives on). */
   onInternalError(error: unknown): void;
 }
@@ -43,6 +46,7 @@ export class RpcServer {
         socket.destroy();
         return;
       }
+      if (options.socketSendBuffer > 0) setSendBuffer(socket, options.socketSendBuffer);
       const connection = new Http2Connection(socket, { streamWindow: STREAM_WINDOW, connectionWindow: CONNECTION_WINDOW, repeatedFields: REPEATED_FIELDS }, (stream) => this.onStream(stream), options.onInternalError);
       this.connections.add(connection);
       socket.on('close', () => this.connections.delete(connection));

@@ -103,6 +103,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const server = new RpcServer({
     maxReceiveMessageSize: config.grpc.maxRecvMessageSize,
     maxSendMessageSize: config.grpc.maxSendMessageSize,
+    socketSendBuffer: config.grpc.socketSendBuffer,
     onInternalError: (error) => logger.error('a connection failed on an internal error and was closed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
   });
   // grpc-health-check is typed against grpc-js's server; at run time it needs only what
