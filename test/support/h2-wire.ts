@@ -129,7 +129,6 @@ export function errorName(code: number): string {
 
 const TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([name, value]) => [value, name])) as Record<number, string>;
 
-/** A frame in one line, for failure messages: "RST_STREAM(3) CANCEL". */
 /** The whole frames at the start of bytes, and the bytes after them. */
 export function splitFrames(bytes: Buffer): { frames: Frame[]; rest: Buffer } {
   const frames: Frame[] = [];
@@ -142,6 +141,7 @@ export function splitFrames(bytes: Buffer): { frames: Frame[]; rest: Buffer } {
   return { frames, rest: bytes };
 }
 
+/** A frame in one line, for failure messages: "RST_STREAM(3) CANCEL". */
 export function describeFrame(frame: Frame): string {
   const name = TYPE_NAMES[frame.type] ?? `type 0x${frame.type.toString(16)}`;
   let detail = `flags=0x${frame.flags.toString(16)} len=${frame.payload.length}`;
