@@ -177,7 +177,7 @@ describe('collector: a blob published ahead of its commit', () => {
   test('is not taken for the swept blob\'s file: its commit finds the bytes in place', async () => {
     const config = loadConfig();
     config.root = await mkdtemp(join(tmpdir(), 'contentd-gc-early-'));
-    const { store, db, backend, lock } = await openStore(config, winston.createLogger({ silent: true }));
+    const { store, close } = await openStore(config, winston.createLogger({ silent: true }));
     try {
       const data = randomBytes(4096);
       const digest = sha256(data);
@@ -189,10 +189,7 @@ describe('collector: a blob published ahead of its commit', () => {
       assert.equal((await writer.commit()).digest, digest);
       assert.deepEqual(blobOnDisk(config.root, digest), data);
     } finally {
-      await store.closeWriters();
-      await backend.close();
-      db.close();
-      lock.release();
+      await close();
       await rm(config.root, { recursive: true, force: true });
     }
   });

@@ -6,7 +6,7 @@ import { GarbageCollectorClient, type CollectResponse } from '../../generated/co
 import type { Config } from '../config/config';
 import { RootLockedError } from '../db/root-lock';
 import { createLogger } from '../log';
-import { openStore } from '../server/server';
+import { openStore, type OpenedStore } from '../server/server';
 import { Collector, type GcReport } from '../store/gc';
 import { commandConfig } from './open';
 import { addJsonOption, formatBytes, formatNamespace, formatTable, printJson, printText, type OutputFlags } from './output';
@@ -51,7 +51,7 @@ itself. Two collections never run at once on one root.`,
 async function collect(config: Config, flags: GcFlags): Promise<{ report: GcReport; via: Via }> {
   if (!existsSync(join(config.root, 'metadata.db'))) throw new Error(`no content store at ${config.root}; pass --root or --config`);
   const dryRun = flags.dryRun ?? false;
-  let opened: Awaited<ReturnType<typeof openStore>>;
+  let opened: OpenedStore;
   try {
     opened = await openStore(config, createLogger(config.log));
   } catch (e) {
@@ -60,14 +60,11 @@ async function collect(config: Config, flags: GcFlags): Promise<{ report: GcRepo
     const address = config.grpc.address;
     return { report: await askServer(address, dryRun, config.root), via: { by: 'server', address } };
   }
-  const { store, db, backend, lock } = opened;
   try {
-    const report = await new Collector(store, { ingestExpiryMs: config.gc.ingestExpiry }).collect({ dryRun });
+    const report = await new Collector(opened.store, { ingestExpiryMs: config.gc.ingestExpiry }).collect({ dryRun });
     return { report, via: { by: 'offline' } };
   } finally {
-    await backend.close();
-    db.close();
-    lock.release();
+    await opened.close();
   }
 }
 

@@ -55,7 +55,7 @@ Exit status: 0 all blobs imported or present, 1 some could not be (listed).`,
       const blobsDir = findBlobsDir(resolve(source));
       const { blobs, failures } = await listSource(blobsDir);
       const started = Date.now();
-      const { store, db, backend, lock } = await openStore(config, createLogger({ ...config.log, level: 'warn' }));
+      const { store, close } = await openStore(config, createLogger({ ...config.log, level: 'warn' }));
       const counts: Record<ImportOutcome, number> = { present: 0, reused: 0, linked: 0, copied: 0 };
       let bytes = 0;
       try {
@@ -77,9 +77,7 @@ Exit status: 0 all blobs imported or present, 1 some could not be (listed).`,
         }
         progress?.done();
       } finally {
-        await backend.close();
-        db.close();
-        lock.release();
+        await close();
       }
       const durationMs = Date.now() - started;
       if (flags.json) {

@@ -2,11 +2,10 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
-import type { BlobBackend } from '../blobs/backend';
 import { openBlobBackend } from '../blobs/open';
 import type { Config } from '../config/config';
 import { MetadataDB } from '../db/metadata';
-import { lockRoot, waitForRootLock, type RootLock } from '../db/root-lock';
+import { lockRoot, waitForRootLock } from '../db/root-lock';
 import { observeStorage, silentObserver, type StoreObserver } from '../store/observer';
 import { Store } from '../store/store';
 import { LeasesService } from '../../generated/containerd/services/leases/v1/leases';
@@ -53,16 +52,20 @@ export interface OpenOptions {
   waitForLock?: boolean;
 }
 
+/** A store opened by openStore, with what it holds open. */
+export interface OpenedStore {
+  store: Store;
+  db: MetadataDB;
+  /** Closes open writers (their ingests stay resumable), the blob backend and SQLite, then releases the root's lock. */
+  close(): Promise<void>;
+}
+
 /**
  * Opens the store for reading and writing, as its one writer: takes the
  * root's lock (RootLockedError while a server or another offline command
- * holds it), then cleans up after any crash. Release the lock after closing.
+ * holds it), then cleans up after any crash.
  */
-export async function openStore(
-  config: Config,
-  logger: Logger,
-  options: OpenOptions = {},
-): Promise<{ store: Store; db: MetadataDB; backend: BlobBackend; lock: RootLock }> {
+export async function openStore(config: Config, logger: Logger, options: OpenOptions = {}): Promise<OpenedStore> {
   const observer = options.observer ?? silentObserver;
   await mkdir(config.root, { recursive: true, mode: 0o700 });
   const lock = options.waitForLock
@@ -78,7 +81,13 @@ export async function openStore(
       maxBlobSize: config.limits.maxBlobSize,
       observer,
     });
-    return { store, db, backend, lock };
+    const close = async (): Promise<void> => {
+      await store.closeWriters();
+      await backend.close();
+      db.close();
+      lock.release();
+    };
+    return { store, db, close };
   } catch (e) {
     lock.release();
     throw e;
@@ -115,7 +124,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   const address = config.grpc.address;
   let endpoint: MetricsEndpoint | undefined;
-  let opened: Awaited<ReturnType<typeof openStore>> | undefined;
+  let opened: OpenedStore | undefined;
   try {
     if (metrics) {
       endpoint = await serveMetrics(metrics, config.metrics.address);
@@ -130,7 +139,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await endpoint?.close();
     throw e;
   }
-  const { store, db, backend, lock } = opened;
+  const { store, db, close: closeStore } = opened;
   if (metrics) {
     metrics.setBlobTotals(db.blobTotals());
     metrics.watchIngests(() => store.activeIngests);
@@ -174,10 +183,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         });
       });
       await gc.stop();
-      await store.closeWriters();
-      await backend.close();
-      db.close();
-      lock.release();
+      await closeStore();
       await endpoint?.close();
       logger.info('stopped');
     })());
