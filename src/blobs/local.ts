@@ -8,6 +8,7 @@ import { fromSystemError, invalidArgument, notFound } from '../store/errors';
 import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 import { HandleCache, type HandleLease, type OpenedFile } from './handle-cache';
+import { ReadAhead, type ReadAheadFile } from './read-ahead';
 
 /**
  * Blobs as files on a local filesystem: <root>/blobs/<alg>/<hex>, ingests in
@@ -27,6 +28,7 @@ export class LocalBlobBackend implements BlobBackend {
   private readonly blobsDir: string;
   private readonly ingestDir: string;
   private readonly quarantineDir: string;
+  private readonly readAhead = new ReadAhead();
   /**
    * Opened and closed inline, like small reads: an open and an fstat of a
    * file in the kernel's caches, or the close of a read-only descriptor, cost
@@ -39,7 +41,13 @@ export class LocalBlobBackend implements BlobBackend {
   private readonly handles = new HandleCache<LocalFile>(async (digest) => {
     const fd = openSync(this.blobPath(digest), 'r');
     try {
-      return { fd, size: fstatSync(fd).size, close: async () => closeSync(fd) };
+      const size = fstatSync(fd).size;
+      const file: ReadAheadFile = { size, readAt: async (buffer, position, length) => (await readFd(fd, buffer, 0, length, position)).bytesRead };
+      const close = async (): Promise<void> => {
+        await this.readAhead.forget(file);
+        closeSync(fd);
+      };
+      return { fd, size, file, close };
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -163,7 +171,7 @@ export class LocalBlobBackend implements BlobBackend {
 
   async openBlob(digest: string): Promise<BlobReader> {
     try {
-      return new LocalBlobReader(await this.handles.acquire(digest));
+      return new LocalBlobReader(await this.handles.acquire(digest), this.readAhead);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`content ${digest}: blob file missing`);
       throw e;
@@ -281,11 +289,16 @@ const INLINE_READ_MAX = 64 << 10;
 /** A committed blob's descriptor, shared through the handle cache. */
 interface LocalFile extends OpenedFile {
   fd: number;
+  /** The same descriptor for reads through the thread pool, read ahead. */
+  file: ReadAheadFile;
 }
 
 /** Reads through a shared cached handle; close() gives it back to the cache. */
 class LocalBlobReader implements BlobReader {
-  constructor(private readonly lease: HandleLease<LocalFile>) {}
+  constructor(
+    private readonly lease: HandleLease<LocalFile>,
+    private readonly readAhead: ReadAhead,
+  ) {}
 
   get size(): number {
     return this.lease.size;
@@ -294,7 +307,7 @@ class LocalBlobReader implements BlobReader {
   async read(buffer: Buffer, position: number, length: number): Promise<number> {
     // Small reads (containerd's unpack reads 32 KiB per RPC) cost less inline than a trip through the thread pool.
     if (length <= INLINE_READ_MAX) return readSync(this.lease.fd, buffer, 0, length, position);
-    return (await readFd(this.lease.fd, buffer, 0, length, position)).bytesRead;
+    return this.readAhead.read(this.lease.file, buffer, position, length);
   }
 
   async close(): Promise<void> {
