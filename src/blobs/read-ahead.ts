@@ -82,7 +82,7 @@ export class ReadAhead {
   }
 
   private readAhead(file: ReadAheadFile, position: number, length: number): void {
-    if (position >= file.size || length > this.maxPiece) return;
+    if (length <= 0 || length > this.maxPiece || position >= file.size) return;
     if (this.slots.some((s) => s.file === file && s.position === position)) return;
     const slot = this.freeSlot(length);
     if (!slot) return;
