@@ -88,10 +88,7 @@ export class ReadAhead {
     if (!slot) return;
     const want = Math.min(length, file.size - position);
     Object.assign(slot, { file, position, length: want, settled: false, lastUsed: ++this.clock });
-    slot.bytes = file.readAt(slot.buffer, position, want).then(
-      (n) => n,
-      () => -1,
-    );
+    slot.bytes = file.readAt(slot.buffer, position, want).catch(() => -1);
     void slot.bytes.then(() => (slot.settled = true));
   }
 
