@@ -110,6 +110,18 @@ describe('ReadAhead', () => {
     for (const f of files) f.close();
   });
 
+  test('pieces over 1 MiB (more than contentd puts in one Read message) are not read ahead', async () => {
+    const one = fileOf(dir, 'large-pieces', 6 * MiB);
+    const ahead = new ReadAhead();
+    const buffer = Buffer.alloc(2 * MiB);
+    assert.equal(await ahead.read(one.file, buffer, 0, 2 * MiB), 2 * MiB);
+    assert.equal(await ahead.read(one.file, buffer, 2 * MiB, 2 * MiB), 2 * MiB);
+    assert.ok(buffer.equals(one.data.subarray(2 * MiB, 4 * MiB)));
+    await ahead.forget(one.file);
+    assert.deepEqual(one.reads, [0, 2 * MiB], 'each piece read when asked for, nothing ahead');
+    one.close();
+  });
+
   test('a failed read ahead is not reported by itself: the read that wants the piece meets the error', async () => {
     const one = fileOf(dir, 'failing', 3 * MiB);
     const file: ReadAheadFile = {

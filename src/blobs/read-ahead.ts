@@ -35,22 +35,21 @@ interface Slot {
   lastUsed: number;
 }
 
+/** Larger pieces are not read ahead: a slot's buffer grows to the largest piece it held. contentd reads at most 1 MiB per Read message. */
+const MAX_PIECE = 1 << 20;
+
 export interface ReadAheadOptions {
   /** Pieces held at once, across all files. */
   slots?: number;
-  /** Larger pieces are not read ahead (a slot's buffer grows to the largest piece it held). */
-  maxPiece?: number;
 }
 
 export class ReadAhead {
   private readonly slots: Slot[] = [];
   private readonly capacity: number;
-  private readonly maxPiece: number;
   private clock = 0;
 
   constructor(options: ReadAheadOptions = {}) {
     this.capacity = options.slots ?? 8;
-    this.maxPiece = options.maxPiece ?? 1 << 20;
   }
 
   /** Reads like file.readAt, from a piece read ahead when there is one, and reads the next piece ahead. */
@@ -82,7 +81,7 @@ export class ReadAhead {
   }
 
   private readAhead(file: ReadAheadFile, position: number, length: number): void {
-    if (length <= 0 || length > this.maxPiece || position >= file.size) return;
+    if (length <= 0 || length > MAX_PIECE || position >= file.size) return;
     if (this.slots.some((s) => s.file === file && s.position === position)) return;
     const slot = this.freeSlot(length);
     if (!slot) return;
