@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ReadAhead, type ReadAheadFile } from '../src/blobs/read-ahead';
-import { read, writeBlob } from './support/client';
+import { contentClient, read, writeBlob } from './support/client';
 import { serverFixture } from './support/fixture';
 import { waitFor } from './support/process';
 import { Strace, straceSkip } from './support/strace';
@@ -47,6 +47,37 @@ describe('read-ahead in the server', { skip: straceSkip('read-ahead') }, () => {
     } finally {
       const { lines } = await strace.stop();
       assert.deepEqual(piecePreads(lines.join('\n'), hex), [0, MiB, 2 * MiB, 3 * MiB]);
+    }
+  });
+});
+
+describe('read-ahead with many readers at once', () => {
+  const fx = serverFixture();
+
+  test('readers of the same and of different blobs, more than there are slots, each get their own bytes', async () => {
+    const blobs = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const data = randomBytes(6 * MiB + 123);
+        return { data, digest: (await writeBlob(fx.client, `many-${i}`, data)).digest };
+      }),
+    );
+    const clients = [fx.client, contentClient(fx.server.address), contentClient(fx.server.address)];
+    try {
+      // 12 readers, each reading a whole blob from its own starting piece onwards, wrapping round, as containerd's proxy does: one ReadAt at a time.
+      await Promise.all(
+        Array.from({ length: 12 }, async (_, reader) => {
+          const { data, digest } = blobs[reader % 3]!;
+          const client = clients[reader % clients.length]!;
+          const pieces = Math.ceil(data.length / MiB);
+          for (let step = 0; step < pieces; step++) {
+            const offset = (((reader % 4) + step) % pieces) * MiB;
+            const got = (await read(client, digest, offset, MiB)).data;
+            assert.ok(got.equals(data.subarray(offset, offset + MiB)), `reader ${reader}: wrong bytes at ${offset}`);
+          }
+        }),
+      );
+    } finally {
+      for (const client of clients.slice(1)) client.close();
     }
   });
 });
