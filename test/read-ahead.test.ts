@@ -141,6 +141,20 @@ describe('ReadAhead', () => {
     for (const f of files) f.close();
   });
 
+  test('a read elsewhere than the start is read ahead only once a read continues where it ended', async () => {
+    const one = fileOf(dir, 'random', 8 * MiB);
+    const ahead = new ReadAhead();
+    const buffer = Buffer.alloc(MiB);
+    await ahead.read(one.file, buffer, 5 * MiB, MiB);
+    await ahead.read(one.file, buffer, 2 * MiB, MiB);
+    assert.deepEqual(one.reads, [5 * MiB, 2 * MiB], 'random reads: nothing read ahead');
+    await ahead.read(one.file, buffer, 3 * MiB, MiB);
+    assert.ok(buffer.equals(one.data.subarray(3 * MiB, 4 * MiB)));
+    await ahead.forget(one.file);
+    assert.deepEqual(one.reads, [5 * MiB, 2 * MiB, 3 * MiB, 4 * MiB], 'the read at 3 MiB continued the one at 2 MiB');
+    one.close();
+  });
+
   test('pieces over 1 MiB (more than contentd puts in one Read message) are not read ahead', async () => {
     const one = fileOf(dir, 'large-pieces', 6 * MiB);
     const ahead = new ReadAhead();

@@ -4,9 +4,11 @@
  * answered, so a read through libuv's thread pool (about 75 µs for 1 MiB from
  * the page cache here, against 20 µs to copy it) stood between every two
  * while the client was busy with the previous piece. After a read of a whole
- * piece, the next piece of the same length is read into a slot; the read that
+ * piece that starts at the beginning or where an earlier read of the blob
+ * ended, the next piece of the same length is read into a slot; the read that
  * asks for it waits for that read, if it is still running, and copies the
- * bytes out.
+ * bytes out. A read elsewhere is not followed by one ahead, so random access
+ * does not read everything twice.
  *
  * A few slots, each with a buffer it keeps, serve every file, so the memory
  * is bounded (slots × the largest piece) however many blobs are read, and two
@@ -45,6 +47,8 @@ export interface ReadAheadOptions {
 
 export class ReadAhead {
   private readonly slots: Slot[] = [];
+  /** Where recent reads ended, oldest first: a read starting at one of them continues a sequential reader. */
+  private readonly ends: { file: ReadAheadFile; end: number }[] = [];
   private readonly capacity: number;
   private clock = 0;
 
@@ -55,13 +59,16 @@ export class ReadAhead {
   /** Reads like file.readAt, from a piece read ahead when there is one, and reads the next piece ahead. */
   async read(file: ReadAheadFile, buffer: Buffer, position: number, length: number): Promise<number> {
     const want = Math.min(length, file.size - position);
+    const sequential = this.takeEnd(file, position) || position === 0;
     const slot = this.slots.find((s) => s.file === file && s.position === position && s.length >= want && !s.claimed);
     if (!slot) {
       const n = await file.readAt(buffer, position, length);
-      if (n === length) this.readAhead(file, position + n, length);
+      this.ended(file, position + n);
+      if (n === length && sequential) this.readAhead(file, position + n, length);
       return n;
     }
     slot.claimed = true;
+    this.ended(file, position + want);
     this.readAhead(file, position + length, length);
     try {
       const bytes = await slot.bytes;
@@ -78,6 +85,19 @@ export class ReadAhead {
     const held = this.slots.filter((s) => s.file === file);
     await Promise.all(held.map((s) => s.bytes));
     for (const s of held) if (s.file === file && !s.claimed) s.file = undefined;
+    for (let i = this.ends.length - 1; i >= 0; i--) if (this.ends[i]!.file === file) this.ends.splice(i, 1);
+  }
+
+  /** Whether a recent read of file ended at position; that end is used up. */
+  private takeEnd(file: ReadAheadFile, position: number): boolean {
+    const i = this.ends.findIndex((e) => e.file === file && e.end === position);
+    if (i >= 0) this.ends.splice(i, 1);
+    return i >= 0;
+  }
+
+  private ended(file: ReadAheadFile, end: number): void {
+    this.ends.push({ file, end });
+    if (this.ends.length > 2 * this.capacity) this.ends.shift();
   }
 
   private readAhead(file: ReadAheadFile, position: number, length: number): void {
