@@ -1,7 +1,8 @@
 // Large reads are read one piece ahead (src/blobs/read-ahead.ts): containerd's
 // proxy asks for a blob one ReadAt at a time, and the next piece should be
-// off the disk before it is asked for. The first suite watches the server's
-// preads with strace; the others drive the read-ahead over real files.
+// off the disk before it is asked for. The first two suites run a real
+// server (the first watches its preads with strace); the last drives the
+// read-ahead itself over real files.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -103,7 +104,7 @@ describe('ReadAhead', () => {
   const dir = mkdtempSync(join(tmpdir(), 'contentd-read-ahead-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-  test('two readers of one file at different places each have their next piece read ahead, every piece read once', async () => {
+  test('two readers of one file at different places each have their next piece read ahead, no piece read twice for one reader', async () => {
     const one = fileOf(dir, 'one', 8 * 256 * 1024 + 1000);
     const ahead = new ReadAhead();
     const got = [Buffer.alloc(one.file.size), Buffer.alloc(one.file.size)];
