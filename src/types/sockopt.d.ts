@@ -1,6 +1,5 @@
-// The sockopt package ships no types: the two functions it exports, for integer options.
+// The sockopt package ships no types: the one function contentd uses, for integer options.
 declare module 'sockopt' {
   import type { Socket } from 'node:net';
-  export function getsockopt(socket: Socket, level: number, option: number): number;
   export function setsockopt(socket: Socket, level: number, option: number, value: number): void;
 }
