@@ -170,19 +170,22 @@ async function main(): Promise<void> {
             }
             await resetPeakRss(target.storePid);
             const cpuBefore = await cpuSeconds(target.storePid);
+            const hopBefore = target.hopPid === undefined ? 0 : await cpuSeconds(target.hopPid);
             const clientBefore = await driver.cpuSeconds();
             const m = await result.row.measure(ctx);
             const clientCpu = (await driver.cpuSeconds()) - clientBefore;
             const rss = await peakRss(target.storePid);
             const cpu = (await cpuSeconds(target.storePid)) - cpuBefore;
-            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [], clientCpuShare: [] });
+            const hopCpu = target.hopPid === undefined ? undefined : (await cpuSeconds(target.hopPid)) - hopBefore;
+            const samples = (result.samples[name] ??= { values: [], seconds: [], peakRss: [], cpuSeconds: [], hopCpuSeconds: [], clientCpuShare: [] });
             samples.values.push(m.value);
             samples.seconds.push(m.seconds);
             samples.peakRss.push(rss);
             samples.cpuSeconds.push(cpu);
+            if (hopCpu !== undefined) samples.hopCpuSeconds.push(hopCpu);
             samples.clientCpuShare.push(clientCpu / m.seconds);
             process.stderr.write(
-              `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, store CPU ${cpu.toFixed(2)} s, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
+              `run ${run}/${flags.runs} ${result.row.id} ${name}: ${m.value.toFixed(1)} ${result.row.unit} (${m.seconds.toFixed(2)} s, store CPU ${cpu.toFixed(2)} s${hopCpu === undefined ? '' : `, containerd CPU ${hopCpu.toFixed(2)} s`}, peak RSS ${(rss / MiB).toFixed(0)} MiB)\n`,
             );
           };
           if (result.row.fresh) {

@@ -11,6 +11,8 @@ export interface Samples {
   peakRss: number[];
   /** CPU seconds the content store's process used during each run. */
   cpuSeconds: number[];
+  /** CPU seconds containerd used passing the calls on, for the targets behind it (proxy, proxy-ref); empty for the others. */
+  hopCpuSeconds: number[];
   /**
    * The benchmark client's own CPU time over the measurement's wall time (1 =
    * one core busy throughout). Near 1, the row measures the client as much
@@ -47,6 +49,7 @@ function summary(samples: Samples | undefined) {
     seconds: samples.seconds,
     peakRssBytes: Math.max(...samples.peakRss),
     storeCpuSeconds: median(samples.cpuSeconds),
+    hopCpuSeconds: samples.hopCpuSeconds.length ? median(samples.hopCpuSeconds) : undefined,
     clientCpuShare: median(samples.clientCpuShare),
   };
 }
@@ -122,7 +125,9 @@ export function toTable(input: ReportInput): string {
   // Only the targets that ran get columns.
   const targets = TARGET_NAMES.filter((t) => input.results.some((result) => result.samples[t]));
   const initials = targets.map((t) => INITIALS[t]).join('/');
-  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', 'ref/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`, `client CPU % ${initials}`];
+  const behind = targets.filter((t) => t === 'proxy' || t === 'proxy-ref');
+  const hopHeader = behind.length ? [`containerd CPU s ${behind.map((t) => INITIALS[t]).join('/')}`] : [];
+  const header = ['row', 'unit', ...targets, 'direct/ctrd', 'proxy/ctrd', 'ref/ctrd', `peak RSS MiB ${initials}`, `store CPU s ${initials}`, ...hopHeader, `client CPU % ${initials}`];
   const lines = input.results.map((result) => {
     const cell = (t: TargetName) => fixed(summary(result.samples[t])?.median, result.row.unit === 'MiB/s' ? 1 : 0);
     return [
@@ -134,6 +139,7 @@ export function toTable(input: ReportInput): string {
       ratioCell(result, 'proxy-ref'),
       rssCell(result, targets),
       perTarget(result, targets, (s) => s.storeCpuSeconds.toFixed(1)),
+      ...(behind.length ? [perTarget(result, behind, (s) => fixed(s.hopCpuSeconds, 1))] : []),
       result.row.externalClient ? '–' : perTarget(result, targets, (s) => (100 * s.clientCpuShare).toFixed(0)),
     ];
   });
@@ -143,7 +149,7 @@ export function toTable(input: ReportInput): string {
     `machine: ${input.machine}`,
     `command: ${input.command}`,
     `client: ${CLIENT_DESCRIPTIONS[input.client]}`,
-    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted for proxy and proxy-ref); client CPU % is the benchmark client's process CPU time over the row's wall time (100 = one core busy throughout: near it, the client rather than the store may set the pace)`,
+    `medians of ${input.runs} run(s); direct = contentd, containerd = containerd's own store, proxy = containerd with contentd as its content proxy plugin, proxy-ref (r) = containerd with its own local store as its content proxy plugin (bench/refserver, Go): the ceiling for proxy, s3 = contentd with its blobs in S3 (Ceph RGW); peak RSS and CPU seconds are the content store's process (contentd for direct, proxy and s3, the Go ref server for proxy-ref; containerd's own work is not counted there for proxy and proxy-ref: "containerd CPU s" gives it, the proxy hop's cost); client CPU % is the benchmark client's process CPU time over the row's wall time (100 = one core busy throughout: near it, the client rather than the store may set the pace)`,
     '',
     format(header),
     `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,

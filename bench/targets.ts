@@ -26,6 +26,8 @@ export interface Target {
   readonly address: string;
   /** The process holding the content: its peak RSS is reported. */
   readonly storePid: number;
+  /** containerd's process where it only passes calls on to a proxy plugin (proxy, proxy-ref): its CPU is the hop's cost. */
+  readonly hopPid?: number;
   /** The targets that have a containerd, for ctr. */
   readonly containerd?: Containerd;
   stop(): Promise<void>;
@@ -87,6 +89,7 @@ async function behindContainerd(
     name,
     address: containerd.address,
     storePid: store.pid,
+    hopPid: containerd.pid,
     containerd,
     stop: async () => {
       await containerd.stop();

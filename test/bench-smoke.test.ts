@@ -14,7 +14,7 @@ const missing = containerdMissing() ?? registryMissing() ?? conformanceMissing()
 if (missing && process.env.CI === 'true') throw new Error(`bench-smoke: ${missing} (required when CI=true)`);
 
 interface BenchJson {
-  rows: Array<{ id: string; targets: Record<string, { median: number; peakRssBytes: number } | null>; ratios: { direct: number | null; proxy: number | null; proxyRef: number | null } }>;
+  rows: Array<{ id: string; targets: Record<string, { median: number; peakRssBytes: number; hopCpuSeconds?: number } | null>; ratios: { direct: number | null; proxy: number | null; proxyRef: number | null } }>;
 }
 
 /** The comparison with containerd; the s3 target's rows need Ceph and are not smoke-tested here. */
@@ -27,6 +27,7 @@ test('bench --quick completes and prints every row for direct, containerd, proxy
   const lines = table.stdout.split('\n').filter((l) => l.startsWith('| '));
   assert.equal(lines.length, 1 + ALL_ROWS.length, table.stdout);
   assert.ok(lines[0]!.includes(' proxy-ref ') && lines[0]!.includes(' ref/ctrd '), `no proxy-ref columns in:\n${table.stdout}`);
+  assert.ok(lines[0]!.includes(' containerd CPU s p/r '), `no column for the proxy hop's CPU in:\n${table.stdout}`);
   for (const title of ['ingest', 'read 3.0 MiB, 1 MiB ReadAt', '32 KiB ReadAt', 'commit 20', 'Info', 'read 4 KiB blobs', '(memory)', 'ctr images pull']) {
     assert.ok(lines.some((l) => l.includes(title)), `no row "${title}" in:\n${table.stdout}`);
   }
@@ -40,6 +41,9 @@ test('bench --quick completes and prints every row for direct, containerd, proxy
     for (const name of targets) {
       const result = row.targets[name];
       assert.ok(result && result.median > 0 && result.peakRssBytes > 0, `${row.id} on ${name}: ${JSON.stringify(result)}`);
+      // containerd's CPU is reported apart only where it is the hop in front of the store.
+      const behind = name === 'proxy' || name === 'proxy-ref';
+      assert.equal(typeof result.hopCpuSeconds, behind ? 'number' : 'undefined', `${row.id} on ${name}: hopCpuSeconds ${String(result.hopCpuSeconds)}`);
     }
     assert.ok(row.ratios.proxy !== null && row.ratios.proxy > 0, `${row.id}: no proxy ratio`);
     assert.ok(row.ratios.proxyRef !== null && row.ratios.proxyRef > 0, `${row.id}: no proxy-ref ratio`);
