@@ -87,7 +87,7 @@ export interface Row {
   externalClient?: boolean;
   /** The minimum ratios against containerd's own store. */
   goals: Partial<Record<'direct' | 'proxy', number>>;
-  /** The row writes hundreds of MiB of new content: clean page-cache pages are dropped first (bench/proc.ts, dropCleanPages). */
+  /** The row writes hundreds of MiB of new content or thousands of new files: clean page-cache pages are dropped first (bench/proc.ts, dropCleanPages). */
   writesNewPages?: boolean;
   /** Untimed work before the measurement (and outside its CPU and memory figures). */
   prepare?(ctx: RowContext): Promise<void>;
@@ -180,6 +180,7 @@ export const ROWS: readonly Row[] = [
     unit: 'blobs/s',
     targets: ALL,
     goals: { direct: 2.0, proxy: THROUGH_CONTAINERD },
+    writesNewPages: true,
     measure: commitSmall,
   },
   {
