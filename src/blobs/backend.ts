@@ -20,7 +20,7 @@ export interface BlobBackend {
   openIngest(id: string): Promise<IngestFile>;
   /** Bytes staged for an ingest, undefined when it has none. */
   ingestSize(id: string): Promise<number | undefined>;
-  /** Streams the staged bytes, to rebuild a hash after a restart. */
+  /** Streams the staged bytes, to rebuild a hash after a restart or to publish them; a chunk is valid only until the next is asked for. */
   readIngest(id: string): AsyncIterable<Buffer>;
   /** Replaces an ingest's staged bytes with a copy of a committed blob. */
   copyBlobToIngest(digest: string, id: string): Promise<void>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, fsync, ftruncate, linkSync, mkdirSync, open as openCallback, openSync, read, readSync, rmSync, write } from 'node:fs';
+import { closeSync, constants, fstatSync, fsync, ftruncate, linkSync, mkdirSync, open as openCallback, openSync, read, readSync, rmSync, write } from 'node:fs';
 import { mkdir, readdir, rename, stat, copyFile, link } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
@@ -9,6 +9,7 @@ import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 import { HandleCache, type HandleLease, type OpenedFile } from './handle-cache';
 import { ReadAhead, type ReadAheadFile } from './read-ahead';
+import { fileChunks } from './file-chunks';
 
 /**
  * Blobs as files on a local filesystem: <root>/blobs/<alg>/<hex>, ingests in
@@ -94,10 +95,8 @@ export class LocalBlobBackend implements BlobBackend {
     return sizeOf(this.ingestPath(id));
   }
 
-  async *readIngest(id: string): AsyncIterable<Buffer> {
-    for await (const chunk of createReadStream(this.ingestPath(id), { highWaterMark: 1 << 20 })) {
-      yield chunk as Buffer;
-    }
+  readIngest(id: string): AsyncIterable<Buffer> {
+    return fileChunks(this.ingestPath(id));
   }
 
   async copyBlobToIngest(digest: string, id: string): Promise<void> {

@@ -17,7 +17,6 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +28,10 @@ import { fromSystemError, invalidArgument, notFound, StoreError } from '../store
 import type { BlobReader } from '../store/types';
 import type { BlobBackend, IngestFile } from './backend';
 import { FileCache, type StagedFile } from './cache';
+import { fileChunks } from './file-chunks';
 import { HandleCache, type HandleLease, type OpenedFile } from './handle-cache';
 import { LocalBlobBackend } from './local';
+import { PartBuffers } from './part-buffers';
 
 export interface S3BackendOptions {
   /**
@@ -98,6 +99,7 @@ export class S3BlobBackend implements BlobBackend {
   /** Multipart uploads this process has in flight: never abandoned. */
   private readonly uploads = new Set<string>();
   private readonly partSlots = new Slots(UPLOAD_CONCURRENCY);
+  private readonly partBuffers = new PartBuffers(CHUNK_SIZE);
   private readonly fetchSlots = new Slots(FETCH_CONCURRENCY);
   /** Open chunk files, shared by readers: containerd sends one Read call per 32 KiB, and an open and close per call cost more than the read. */
   private readonly handles = new HandleCache<CachedChunk>((key) => this.openChunk(key));
@@ -195,12 +197,7 @@ export class S3BlobBackend implements BlobBackend {
     const { size } = await stat(path).catch((e: unknown) => {
       throw fromSystemError(e);
     });
-    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
-    try {
-      await this.upload(digest, size, stream);
-    } finally {
-      stream.destroy();
-    }
+    await this.upload(digest, size, fileChunks(path));
     return 'copied';
   }
 
@@ -310,7 +307,8 @@ export class S3BlobBackend implements BlobBackend {
       const actual = formatDigest(hash, algorithm);
       if (actual !== digest) throw new Error(`staged bytes hash to ${actual}, not ${digest}: not published`);
     };
-    const parts = partsOf(source, partSize, size)[Symbol.asyncIterator]();
+    const parts = partsOf(source, partSize, size, (length) => this.partBuffers.take(length))[Symbol.asyncIterator]();
+    this.partBuffers.begin();
     try {
       if (size <= partSize) {
         await this.partSlots.run(async () => {
@@ -336,6 +334,7 @@ export class S3BlobBackend implements BlobBackend {
     } finally {
       // A failure leaves the source half read: close it.
       await parts.return(undefined).catch(() => undefined);
+      this.partBuffers.end();
     }
     this.rememberSize(digest, size);
     for (const [index, staged] of (warm ?? []).entries()) {
@@ -370,7 +369,10 @@ export class S3BlobBackend implements BlobBackend {
           ),
         )
           .then((res) => ({ PartNumber: number, ETag: res.ETag }))
-          .finally(() => this.partSlots.release());
+          .finally(() => {
+            this.partBuffers.give(body);
+            this.partSlots.release();
+          });
         part.catch((e: unknown) => (state.failure ??= e));
         sent.push(part);
       }
@@ -615,10 +617,10 @@ class Slots {
 }
 
 /** Buffers of partSize (the last one shorter) from a source that must hold exactly size bytes. */
-async function* partsOf(source: AsyncIterable<Buffer>, partSize: number, size: number): AsyncGenerator<Buffer> {
+async function* partsOf(source: AsyncIterable<Buffer>, partSize: number, size: number, allocate: (length: number) => Buffer): AsyncGenerator<Buffer> {
   let produced = 0;
   // Allocated only when needed, so that a small blob does not cost a whole part.
-  let part = Buffer.allocUnsafe(Math.min(partSize, size));
+  let part = allocate(Math.min(partSize, size));
   let filled = 0;
   for await (const chunk of source) {
     for (let used = 0; used < chunk.length; ) {
@@ -629,7 +631,7 @@ async function* partsOf(source: AsyncIterable<Buffer>, partSize: number, size: n
       if (filled === part.length) {
         yield part;
         produced += filled;
-        part = Buffer.allocUnsafe(Math.min(partSize, size - produced));
+        part = allocate(Math.min(partSize, size - produced));
         filled = 0;
       }
     }
