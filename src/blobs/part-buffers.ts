@@ -22,7 +22,8 @@ export class PartBuffers {
   }
 
   take(length: number): Buffer {
-    return (length === this.size && this.free.pop()) || Buffer.allocUnsafe(length);
+    const reused = length === this.size ? this.free.pop() : undefined;
+    return reused ?? Buffer.allocUnsafe(length);
   }
 
   /** Hands back a part whose upload has settled: nothing may use it afterwards. */
