@@ -639,10 +639,11 @@ async function* partsOf(source: AsyncIterable<Buffer>, partSize: number, size: n
   if (produced + filled !== size) throw new Error(`staged bytes end at ${produced + filled} of ${size}`);
 }
 
+/** A blob's bytes in order, read into one reused buffer: a chunk is valid only until the next is asked for. */
 async function* readAll(reader: BlobReader): AsyncIterable<Buffer> {
+  const buffer = Buffer.allocUnsafe(Math.min(1 << 20, reader.size));
   for (let position = 0; position < reader.size; ) {
-    const buffer = Buffer.allocUnsafe(Math.min(1 << 20, reader.size - position));
-    const n = await reader.read(buffer, position, buffer.length);
+    const n = await reader.read(buffer, position, Math.min(buffer.length, reader.size - position));
     if (n === 0) throw new Error(`blob ends at ${position} of ${reader.size} bytes`);
     position += n;
     yield buffer.subarray(0, n);

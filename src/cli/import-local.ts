@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileChunks } from '../blobs/file-chunks';
 import { createLogger } from '../log';
 import { openStore } from '../server/server';
 import { newHash, parseDigest } from '../store/digest';
@@ -134,10 +135,10 @@ async function hashFile(path: string, digest: string, progressed: (bytes: number
   const { algorithm } = parseDigest(digest);
   const hash = newHash(algorithm);
   let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    progressed((chunk as Buffer).length);
+  for await (const chunk of fileChunks(path)) {
+    hash.update(chunk);
+    size += chunk.length;
+    progressed(chunk.length);
   }
   return { digest: `${algorithm}:${hash.digest('hex')}`, size };
 }
