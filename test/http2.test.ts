@@ -907,11 +907,13 @@ describe('HTTP/2 connection: what each write carries (under strace)', { skip: st
   let server: TestServer;
   const blob = randomBytes(1000);
   const digest = sha256(blob);
+  const large = randomBytes(2 * MiB);
   before(async () => {
     server = await startTestServer();
     const client = contentClient(server.address);
     try {
       await writeBlob(client, 'batched', blob, { metadata: md(NS) });
+      await writeBlob(client, 'large', large, { metadata: md(NS) });
     } finally {
       client.close();
     }
@@ -947,6 +949,32 @@ describe('HTTP/2 connection: what each write carries (under strace)', { skip: st
       assert.equal(answered(writes[ackAt]!).length, 1, `the ACK's write carries one whole answer:\n${shown}`);
       const later = writes.slice(ackAt + 1).map(answered).filter((ids) => ids.length > 0);
       assert.deepEqual(later.map((ids) => ids.length), [2], `the other two answers leave together, in one later write:\n${shown}`);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a 1 MiB Read answer (containerd reads large blobs in 1 MiB ReadAts) leaves in one write, its status with it', async () => {
+    const c = await H2Client.connect(server.address, { settings: [[Setting.INITIAL_WINDOW_SIZE, 16 * MiB]] });
+    try {
+      c.write(windowUpdateFrame(0, 16 * MiB));
+      const strace = await Strace.attach(server.process.pid!, `${server.root}.strace`, ['-xx', '-s', '65536', '-e', 'trace=write,writev'], () => c.ping());
+      let traced: Awaited<ReturnType<Strace['stop']>>;
+      const stream = c.openStream(READ, NS);
+      try {
+        await c.sendMessage(stream, ReadContentRequest.encode({ digest: sha256(large), offset: MiB, size: MiB }).finish(), true);
+        const result = await c.response(stream, 10_000);
+        assert.equal(statusOf(result), 'OK');
+        const got = Buffer.concat(grpcMessages(result.body).map((m) => ReadContentResponse.decode(m).data));
+        assert.ok(got.equals(large.subarray(MiB)), 'the second MiB of the blob');
+      } finally {
+        traced = await strace.stop();
+      }
+      const writes = socketWrites(traced.lines).map((bytes) => splitFrames(bytes).frames.filter((f) => f.stream === stream));
+      const carrying = writes.filter((frames) => frames.length > 0);
+      const shown = carrying.map((frames) => `${frames.length} frames: ${kinds(frames).slice(-3).join(', ')}`).join('\n');
+      assert.equal(carrying.length, 1, `the answer's frames in one write:\n${shown}\n${traced.stderr}`);
+      assert.deepEqual(kinds(carrying[0]!).slice(-2), ['DATA', 'HEADERS+END_STREAM'], `the status last, after the data:\n${shown}`);
     } finally {
       c.close();
     }

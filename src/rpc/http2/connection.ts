@@ -30,8 +30,12 @@ export interface ConnectionSettings {
 
 /** Largest header block (HEADERS + CONTINUATION) accepted: far above gRPC's 8 KiB metadata default. */
 const MAX_HEADER_BLOCK = 256 << 10;
-/** Socket bytes queued before response data waits for 'drain'. */
-const SOCKET_BUFFER = 1 << 20;
+/**
+ * Socket bytes queued before response data waits for 'drain'. Above a 1 MiB
+ * Read message with its framing, so that it leaves in one write with its
+ * status (at 1 MiB, its last 5 bytes and the status took a second write).
+ */
+const SOCKET_BUFFER = 2 << 20;
 /** Below this, one turn's frames are copied into a single buffer: one small write instead of several. */
 const COALESCE_MAX = 64 << 10;
 /**
