@@ -922,27 +922,34 @@ describe('HTTP/2 connection: what each write carries (under strace)', { skip: st
     if (server) await destroySurvivor(server);
   });
 
+  /** The server's socket writes while during runs, each as the frames it carries, and strace's stderr. */
+  async function traceWrites(c: H2Client, during: () => Promise<void>): Promise<{ writes: Frame[][]; stderr: string }> {
+    const strace = await Strace.attach(server.process.pid!, `${server.root}.strace`, ['-xx', '-s', '65536', '-e', 'trace=write,writev'], () => c.ping());
+    let traced: Awaited<ReturnType<Strace['stop']>>;
+    try {
+      await during();
+    } finally {
+      traced = await strace.stop();
+    }
+    return { writes: socketWrites(traced.lines).map((bytes) => splitFrames(bytes).frames), stderr: traced.stderr };
+  }
+
   test('requests that arrive together with a WINDOW_UPDATE and a PING, as grpc-go sends them: the ACK leaves with the first answer, written at once; the other answers follow in one write', async () => {
     const c = await H2Client.connect(server.address);
     try {
-      const strace = await Strace.attach(server.process.pid!, `${server.root}.strace`, ['-xx', '-s', '65536', '-e', 'trace=write,writev'], () => c.ping());
       const streams = [c.newStream(), c.newStream(), c.newStream()];
       const ping = Buffer.from('batch!!!');
-      let traced: Awaited<ReturnType<Strace['stop']>>;
-      try {
+      const { writes, stderr } = await traceWrites(c, async () => {
         c.write(
           windowUpdateFrame(0, 1000),
           pingFrame(ping),
           ...streams.flatMap((id) => [encodeFrame(FrameType.HEADERS, Flags.END_HEADERS, id, requestHeaders(INFO, NS)), encodeFrame(FrameType.DATA, Flags.END_STREAM, id, grpcFrame(infoRequest(digest)))]),
         );
         for (const id of streams) assertInfo(await c.response(id, 5000), digest, blob.length);
-      } finally {
-        traced = await strace.stop();
-      }
-      const writes = socketWrites(traced.lines).map((bytes) => splitFrames(bytes).frames);
+      });
       const shown = writes.map((frames) => frames.map(describeFrame).join(', ')).join('\n');
       const ackAt = writes.findIndex((frames) => frames.some((f) => f.type === FrameType.PING && f.flags & Flags.ACK && f.payload.equals(ping)));
-      assert.ok(ackAt >= 0, `the PING ACK among the writes:\n${shown}\n${traced.stderr}`);
+      assert.ok(ackAt >= 0, `the PING ACK among the writes:\n${shown}\n${stderr}`);
       /** Streams whose whole answer (its DATA, its trailers) a write carries. */
       const answered = (frames: Frame[]): number[] =>
         streams.filter((id) => frames.some((f) => f.stream === id && f.type === FrameType.DATA) && frames.some((f) => f.stream === id && f.type === FrameType.HEADERS && f.flags & Flags.END_STREAM));
@@ -958,22 +965,17 @@ describe('HTTP/2 connection: what each write carries (under strace)', { skip: st
     const c = await H2Client.connect(server.address, { settings: [[Setting.INITIAL_WINDOW_SIZE, 16 * MiB]] });
     try {
       c.write(windowUpdateFrame(0, 16 * MiB));
-      const strace = await Strace.attach(server.process.pid!, `${server.root}.strace`, ['-xx', '-s', '65536', '-e', 'trace=write,writev'], () => c.ping());
-      let traced: Awaited<ReturnType<Strace['stop']>>;
       const stream = c.openStream(READ, NS);
-      try {
+      const { writes, stderr } = await traceWrites(c, async () => {
         await c.sendMessage(stream, ReadContentRequest.encode({ digest: sha256(large), offset: MiB, size: MiB }).finish(), true);
         const result = await c.response(stream, 10_000);
         assert.equal(statusOf(result), 'OK');
         const got = Buffer.concat(grpcMessages(result.body).map((m) => ReadContentResponse.decode(m).data));
         assert.ok(got.equals(large.subarray(MiB)), 'the second MiB of the blob');
-      } finally {
-        traced = await strace.stop();
-      }
-      const writes = socketWrites(traced.lines).map((bytes) => splitFrames(bytes).frames.filter((f) => f.stream === stream));
-      const carrying = writes.filter((frames) => frames.length > 0);
+      });
+      const carrying = writes.map((frames) => frames.filter((f) => f.stream === stream)).filter((frames) => frames.length > 0);
       const shown = carrying.map((frames) => `${frames.length} frames: ${kinds(frames).slice(-3).join(', ')}`).join('\n');
-      assert.equal(carrying.length, 1, `the answer's frames in one write:\n${shown}\n${traced.stderr}`);
+      assert.equal(carrying.length, 1, `the answer's frames in one write:\n${shown}\n${stderr}`);
       assert.deepEqual(kinds(carrying[0]!).slice(-2), ['DATA', 'HEADERS+END_STREAM'], `the status last, after the data:\n${shown}`);
     } finally {
       c.close();
