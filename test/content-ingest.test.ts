@@ -11,7 +11,7 @@ import { abort, info, listStatuses, md, rejectsWith, sha256, status, toNs, write
 import { blobOnDisk, ingestFiles, ingestOf } from './support/disk';
 import { serverFixture, type Fixture } from './support/fixture';
 
-const { STAT, WRITE, COMMIT } = WriteAction;
+const { STAT, WRITE } = WriteAction;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Leaves an ingest of `bytes` written bytes behind (the stream half-closes without committing). */

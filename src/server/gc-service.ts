@@ -1,5 +1,5 @@
 import type { ServiceImplementation } from '../rpc/types';
-import { GarbageCollectorService, type CollectRequest, type CollectResponse } from '../../generated/contentd/services/gc/v1/gc';
+import type { CollectRequest, CollectResponse } from '../../generated/contentd/services/gc/v1/gc';
 import type { GcReport, GcScheduler } from '../store/gc';
 import { toTimestamp } from './convert';
 import { unary, type HandlerEnv } from './handlers';

@@ -1,13 +1,12 @@
 import type { ServiceImplementation } from '../rpc/types';
-import {
-  LeasesService,
-  type AddResourceRequest,
-  type CreateRequest,
-  type DeleteRequest,
-  type DeleteResourceRequest,
-  type Lease as ProtoLease,
-  type ListRequest,
-  type ListResourcesRequest,
+import type {
+  AddResourceRequest,
+  CreateRequest,
+  DeleteRequest,
+  DeleteResourceRequest,
+  Lease as ProtoLease,
+  ListRequest,
+  ListResourcesRequest,
 } from '../../generated/containerd/services/leases/v1/leases';
 import { invalidArgument } from '../store/errors';
 import type { GcScheduler } from '../store/gc';

@@ -50,10 +50,6 @@ export function formatDigest(hash: Hash, algorithm: string = CANONICAL_ALGORITHM
   return `${algorithm}:${hash.copy().digest('hex')}`;
 }
 
-export function digestOf(data: Buffer, algorithm: string = CANONICAL_ALGORITHM): string {
-  return `${algorithm}:${newHash(algorithm).update(data).digest('hex')}`;
-}
-
 function truncate(value: string): string {
   return value.length > 80 ? `${value.slice(0, 80)}…` : value;
 }
